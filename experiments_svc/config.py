@@ -1,0 +1,43 @@
+"""Settings of the experiments service, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from research_common.config import env_bool, env_float, env_log_level, parse_address
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+# The embedded default: a SQLite file under .data/ in the working directory.
+DEFAULT_DATABASE_URL = "sqlite:///.data/experiments.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the experiments service reads from its environment."""
+
+    address: str = DEFAULT_ADDRESS
+    database_url: str = DEFAULT_DATABASE_URL
+    # Apply Alembic migrations at start-up (off where a separate job runs them).
+    auto_migrate: bool = True
+    # Seconds between database probes behind grpc.health.v1.
+    health_interval: float = 2.0
+    # Seconds allowed to connect to the database, and for one statement.
+    db_timeout: float = 5.0
+    # Seconds in-flight calls may take to finish after SIGTERM.
+    shutdown_grace: float = 10.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            address=parse_address("EXPERIMENTS_ADDR", env.get("EXPERIMENTS_ADDR") or DEFAULT_ADDRESS),
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            auto_migrate=env_bool(env, "AUTO_MIGRATE", True),
+            health_interval=env_float(env, "HEALTH_CHECK_INTERVAL", 2.0, minimum=0.05),
+            db_timeout=env_float(env, "DB_TIMEOUT", 5.0, minimum=0.1),
+            shutdown_grace=env_float(env, "SHUTDOWN_GRACE", 10.0),
+            log_level=env_log_level(env),
+        )

@@ -1,0 +1,57 @@
+"""Stored rows to protobuf messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from research.experiments.v1 import experiments_pb2
+
+Record = Mapping[str, Any]  # one row of the experiments table
+
+OPTIONAL_TEXT = ("dataset_version", "feature_version", "model_version", "git_commit_hash", "mlflow_run_id")  # fmt: skip
+
+
+def json_to_value(value: Any) -> struct_pb2.Value:
+    """Plain JSON (None included) as a protobuf Value."""
+    message = struct_pb2.Value()
+    if value is None:
+        message.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(value, bool):
+        message.bool_value = value
+    elif isinstance(value, int | float):
+        message.number_value = value
+    elif isinstance(value, str):
+        message.string_value = value
+    elif isinstance(value, dict):
+        message.struct_value.update(value)
+    else:
+        message.list_value.extend(value)
+    return message
+
+
+def _timestamp(value: Any) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def to_proto(record: Record) -> experiments_pb2.Experiment:
+    message = experiments_pb2.Experiment(
+        id=str(record["id"]),
+        strategy_id=str(record["strategy_id"]),
+        artifacts=record["artifacts"],
+        created_at=_timestamp(record["created_at"]),
+        updated_at=_timestamp(record["updated_at"]),
+    )
+    for name in OPTIONAL_TEXT:
+        if record[name] is not None:
+            setattr(message, name, record[name])
+    # SetInParent: an empty dict is still a present `{}`, not an absent field.
+    message.parameters.SetInParent()
+    message.parameters.update(record["parameters"])
+    message.metrics.SetInParent()
+    message.metrics.update(record["metrics"])
+    return message

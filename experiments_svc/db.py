@@ -1,0 +1,102 @@
+"""The database engine: URL handling, pool settings, and which database
+errors mean "unavailable"."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, exc, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from research_common.config import ConfigError
+from research_common.errors import InvalidArgument, ServiceError, Unavailable
+
+log = logging.getLogger("experiments.db")
+
+# The service talks to the database through asyncio drivers. DATABASE_URL may
+# name any driver of a supported database (the contract's production form is
+# postgresql+psycopg2://); the driver part is replaced by the async one.
+_ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
+
+
+def async_url(database_url: str) -> URL:
+    """DATABASE_URL with its driver swapped for the asyncio driver."""
+    try:
+        url = make_url(database_url)
+    except exc.ArgumentError:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {database_url!r}") from None
+    backend = url.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ConfigError(f"DATABASE_URL must be a postgresql:// or sqlite:// URL, got {backend!r}")
+    return url.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
+
+
+def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:
+    """An engine for DATABASE_URL whose connects and statements give up
+    after `timeout` seconds, so that an outage surfaces within a call's
+    deadline."""
+    url = async_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, timeout)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=timeout,
+        connect_args={"timeout": timeout, "command_timeout": timeout},
+    )
+
+
+def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # One connection: SQLite serialises writers anyway, and one connection
+    # turns "database is locked" races into an orderly queue.
+    engine = create_async_engine(
+        url,
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=timeout,
+        connect_args={"timeout": timeout},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database; raises when it is unreachable."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+def translate_error(error: BaseException) -> ServiceError | None:
+    """What a database exception means for the caller; None for a bug.
+
+    Connection loss, refusal, timeouts and every other driver-level failure
+    are UNAVAILABLE: the caller may retry, and it is never reported as a
+    missing row or an internal error.
+    """
+    if isinstance(error, exc.DataError):
+        # Validation should stop bad values before the database sees them;
+        # if one slips through, it is still the caller's input.
+        return InvalidArgument(f"the database rejected a value: {error.orig}")
+    # OSError covers refused connections and (since 3.11) TimeoutError, which
+    # asyncpg raises when a connect or statement outlives DB_TIMEOUT.
+    # exc.TimeoutError is the pool's: every connection is busy.
+    if isinstance(error, exc.DBAPIError | exc.DisconnectionError | exc.TimeoutError | OSError):
+        log.warning("database unavailable: %s: %s", type(error).__name__, error)
+        return Unavailable("the database is unavailable; retry later")
+    return None

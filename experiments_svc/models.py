@@ -1,0 +1,74 @@
+"""The database schema, as SQLAlchemy models. Alembic migrations own the
+schema; a test checks that the migrated database and these models agree."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Index, String, TypeDecorator, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+# Lineage fields a list can filter on by exact match, besides strategy_id.
+LINEAGE_FILTERS = ("mlflow_run_id", "git_commit_hash", "dataset_version", "feature_version", "model_version")  # fmt: skip
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out. PostgreSQL stores timestamptz; SQLite
+    has no time zones, so it stores naive UTC and gets UTC attached on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ExperimentRow(Base):
+    """One recorded research run (`research.experiments.v1.Experiment`)."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    strategy_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    dataset_version: Mapped[str | None] = mapped_column(String(255))
+    feature_version: Mapped[str | None] = mapped_column(String(255))
+    model_version: Mapped[str | None] = mapped_column(String(255))
+    git_commit_hash: Mapped[str | None] = mapped_column(String(255))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(255))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JsonDocument, nullable=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JsonDocument, nullable=False)
+    artifacts: Mapped[dict[str, str]] = mapped_column(JsonDocument, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    # Every list is ordered newest first by (created_at, id); each filter gets
+    # an index whose trailing columns serve that order, so a filtered page is
+    # an index range scan with no sort. B-trees scan backwards for DESC.
+    __table_args__ = (
+        Index("ix_experiments_created_at_id", "created_at", "id"),
+        Index("ix_experiments_strategy_id_created_at_id", "strategy_id", "created_at", "id"),
+        *(
+            Index(f"ix_experiments_{name}_created_at_id", name, "created_at", "id")
+            for name in LINEAGE_FILTERS
+        ),
+    )

@@ -1,0 +1,54 @@
+"""The experiments gRPC server, built by a factory that tests call with
+port 0 and `main()` calls with EXPERIMENTS_ADDR."""
+
+from __future__ import annotations
+
+import functools
+
+from grpc import aio
+
+from experiments_svc.config import Settings
+from experiments_svc.db import create_engine, ping, translate_error
+from experiments_svc.migrate import migrate
+from experiments_svc.service import ExperimentService
+from experiments_svc.store import ExperimentStore
+from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
+from research_common.errors import ServiceError, Unavailable
+from research_common.server import GrpcServer, build_server
+
+SERVICE_NAME = experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name
+
+
+async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, int]:
+    """A ready-to-start server on `address` ("host:0" picks a free port),
+    with the database migrated when `settings.auto_migrate` is set."""
+    engine = create_engine(settings.database_url, timeout=settings.db_timeout)
+    try:
+        if settings.auto_migrate:
+            await migrate(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    service = ExperimentService(ExperimentStore(engine))
+    server: GrpcServer
+
+    def translate(error: BaseException) -> ServiceError | None:
+        mapped = translate_error(error)
+        if isinstance(mapped, Unavailable):
+            server.health.report_outage(str(error))
+        return mapped
+
+    def register(grpc_server: aio.Server) -> None:
+        experiments_pb2_grpc.add_ExperimentServiceServicer_to_server(service, grpc_server)
+
+    server = build_server(
+        address=address,
+        service_names=[SERVICE_NAME],
+        register=register,
+        probe=functools.partial(ping, engine),
+        translate=translate,
+        health_interval=settings.health_interval,
+        probe_timeout=settings.db_timeout,
+    )
+    server.on_stop(engine.dispose)
+    return server, server.port

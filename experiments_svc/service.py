@@ -1,0 +1,232 @@
+"""ExperimentService: the RPC handlers. Validation lives in `validation`,
+storage in `store`, the compare rules in `research_common.diff`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from grpc import aio
+
+from experiments_svc import validation as check
+from experiments_svc.convert import OPTIONAL_TEXT, Record, json_to_value, to_proto
+from experiments_svc.models import LINEAGE_FILTERS
+from experiments_svc.store import ExperimentStore
+from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
+from research_common import diff
+from research_common.errors import InvalidArgument, NotFound, Unimplemented, echo
+
+Context = aio.ServicerContext[Any, Any]
+Clock = Callable[[], datetime]
+
+EXPERIMENT_TYPE = experiments_pb2.Experiment.DESCRIPTOR.full_name
+NOT_FOUND_MESSAGE = "Experiment not found"
+MIN_COMPARE, MAX_COMPARE = 2, 10
+
+# Update rules by field of Experiment (CONTRACT §5).
+WRITABLE = ("mlflow_run_id", "parameters", "metrics", "artifacts")
+WRITE_ONCE = ("strategy_id", "dataset_version", "feature_version", "model_version", "git_commit_hash")  # fmt: skip
+OUTPUT_ONLY = ("id", "created_at", "updated_at")
+LINEAGE_DIFF_FIELDS = ("strategy_id", "dataset_version", "feature_version", "model_version", "git_commit_hash")  # fmt: skip
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _not_found(experiment_id: uuid.UUID) -> NotFound:
+    return NotFound.resources(NOT_FOUND_MESSAGE, EXPERIMENT_TYPE, [str(experiment_id)])
+
+
+def _is_populated(message: experiments_pb2.Experiment, name: str) -> bool:
+    """Whether a gRPC caller set the field (the implied mask of AIP-134)."""
+    field = message.DESCRIPTOR.fields_by_name[name]
+    if field.has_presence:
+        return message.HasField(name)
+    return bool(getattr(message, name))
+
+
+def _update_paths(request: experiments_pb2.UpdateExperimentRequest) -> list[str]:
+    """The fields to replace: the mask's paths, or the populated fields when
+    no mask is given. Anything but a writable field is refused by name."""
+    if request.update_mask.paths:
+        paths = list(dict.fromkeys(request.update_mask.paths))
+    else:
+        fields = request.experiment.DESCRIPTOR.fields_by_name
+        paths = [name for name in fields if _is_populated(request.experiment, name)]
+    for path in paths:
+        if path in WRITABLE:
+            continue
+        if path in WRITE_ONCE:
+            raise InvalidArgument.field(
+                path, "is write-once: lineage fields cannot change after the experiment is recorded"
+            )
+        if path in OUTPUT_ONLY:
+            raise InvalidArgument.field(path, "is output only and cannot be updated")
+        head = path.split(".", 1)[0]
+        if head in WRITABLE:
+            raise InvalidArgument.field(
+                "update_mask", f"can only replace whole fields; got {echo(path)}, use {head!r}"
+            )
+        raise InvalidArgument.field("update_mask", f"names an unknown field {echo(path)}")
+    return paths
+
+
+def _changes(experiment: experiments_pb2.Experiment, paths: list[str]) -> dict[str, Any]:
+    """Stored values for the fields to replace; an unset field clears."""
+    changes: dict[str, Any] = {}
+    for path in paths:
+        if path == "mlflow_run_id":
+            present = experiment.HasField("mlflow_run_id")
+            changes[path] = check.check_text(path, experiment.mlflow_run_id) if present else None
+        elif path == "artifacts":
+            changes[path] = check.check_artifacts(experiment.artifacts)
+        else:  # parameters, metrics
+            changes[path] = check.struct_to_json(getattr(experiment, path), path)
+    return changes
+
+
+class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
+    def __init__(self, store: ExperimentStore, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def CreateExperiment(
+        self, request: experiments_pb2.CreateExperimentRequest, context: Context
+    ) -> experiments_pb2.CreateExperimentResponse:
+        now = self._clock()
+        record: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "strategy_id": check.parse_uuid("strategy_id", request.strategy_id),
+            **{
+                name: check.check_text(name, getattr(request, name))
+                if request.HasField(name)
+                else None
+                for name in OPTIONAL_TEXT
+            },
+            "parameters": check.struct_to_json(request.parameters, "parameters"),
+            "metrics": check.struct_to_json(request.metrics, "metrics"),
+            "artifacts": check.check_artifacts(request.artifacts),
+            "created_at": now,
+            "updated_at": now,
+        }
+        await self._store.insert(record)
+        return experiments_pb2.CreateExperimentResponse(experiment=to_proto(record))
+
+    async def ListExperiments(
+        self, request: experiments_pb2.ListExperimentsRequest, context: Context
+    ) -> experiments_pb2.ListExperimentsResponse:
+        filters: dict[str, Any] = {}
+        if request.HasField("strategy_id"):
+            filters["strategy_id"] = check.parse_uuid("strategy_id", request.strategy_id)
+        for name in LINEAGE_FILTERS:
+            if request.HasField(name):
+                filters[name] = check.check_filter(name, getattr(request, name))
+        skip, limit = check.paging(
+            request.skip if request.HasField("skip") else None,
+            request.limit if request.HasField("limit") else None,
+        )
+        records = await self._store.list(filters, skip, limit)
+        return experiments_pb2.ListExperimentsResponse(experiments=[to_proto(r) for r in records])
+
+    async def GetExperiment(
+        self, request: experiments_pb2.GetExperimentRequest, context: Context
+    ) -> experiments_pb2.GetExperimentResponse:
+        experiment_id = check.parse_uuid("experiment_id", request.experiment_id)
+        record = await self._store.get(experiment_id)
+        if record is None:
+            raise _not_found(experiment_id)
+        return experiments_pb2.GetExperimentResponse(experiment=to_proto(record))
+
+    async def UpdateExperiment(
+        self, request: experiments_pb2.UpdateExperimentRequest, context: Context
+    ) -> experiments_pb2.UpdateExperimentResponse:
+        experiment_id = check.parse_uuid("experiment_id", request.experiment_id)
+        changes = _changes(request.experiment, _update_paths(request))
+        record = await self._store.update(experiment_id, changes, self._clock())
+        if record is None:
+            raise _not_found(experiment_id)
+        return experiments_pb2.UpdateExperimentResponse(experiment=to_proto(record))
+
+    async def DeleteExperiment(
+        self, request: experiments_pb2.DeleteExperimentRequest, context: Context
+    ) -> experiments_pb2.DeleteExperimentResponse:
+        experiment_id = check.parse_uuid("experiment_id", request.experiment_id)
+        if not await self._store.delete(experiment_id):
+            raise _not_found(experiment_id)
+        return experiments_pb2.DeleteExperimentResponse()
+
+    async def CompareExperiments(
+        self, request: experiments_pb2.CompareExperimentsRequest, context: Context
+    ) -> experiments_pb2.CompareExperimentsResponse:
+        ids = _compare_ids(request.experiment_ids)
+        overlap = diff.overlapping_overrides(request.maximize, request.minimize)
+        if overlap:
+            raise InvalidArgument.field(
+                "maximize", f"and minimize both name {', '.join(map(repr, overlap))}"
+            )
+        found = await self._store.get_many(ids)
+        missing = [str(i) for i in ids if i not in found]
+        if missing:
+            raise NotFound.resources(
+                f"Experiments not found: {', '.join(missing)}", EXPERIMENT_TYPE, missing
+            )
+        records = [found[i] for i in ids]
+        return _comparison(records, list(request.maximize), list(request.minimize))
+
+    async def ImportRun(
+        self, request: experiments_pb2.ImportRunRequest, context: Context
+    ) -> experiments_pb2.ImportRunResponse:
+        raise Unimplemented("ImportRun is not available yet: it needs the tracking service")
+
+
+def _compare_ids(raw: Any) -> list[uuid.UUID]:
+    if not MIN_COMPARE <= len(raw) <= MAX_COMPARE:
+        raise InvalidArgument.field(
+            "experiment_ids", f"must hold {MIN_COMPARE} to {MAX_COMPARE} ids, got {len(raw)}"
+        )
+    ids = [check.parse_uuid(f"experiment_ids[{i}]", value) for i, value in enumerate(raw)]
+    repeated = sorted({str(i) for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise InvalidArgument.field("experiment_ids", f"must be distinct; repeated: {', '.join(repeated)}")
+    return ids
+
+
+def _comparison(
+    records: list[Record], maximize: list[str], minimize: list[str]
+) -> experiments_pb2.CompareExperimentsResponse:
+    keyed = [(str(r["id"]), r) for r in records]
+    metrics = diff.compare_metrics(
+        [(key, r["metrics"]) for key, r in keyed],
+        maximize=maximize,
+        minimize=minimize,
+        default=diff.MINIMIZE,  # as the experiments API document says
+    )
+    params = diff.compare_values([(key, r["parameters"]) for key, r in keyed])
+    lineage = diff.compare_values(
+        [(key, {name: _text(r[name]) for name in LINEAGE_DIFF_FIELDS}) for key, r in keyed],
+        LINEAGE_DIFF_FIELDS,
+    )
+    response = experiments_pb2.CompareExperimentsResponse(
+        experiments=[to_proto(r) for r in records]
+    )
+    for name, metric in metrics.items():
+        entry = response.metric_diff[name]
+        entry.direction = metric.direction
+        if metric.best is not None:
+            entry.best_id = metric.best
+        for key, value in metric.values.items():
+            entry.values[key].CopyFrom(json_to_value(value))
+    for target, comparisons in ((response.param_diff, params), (response.lineage_diff, lineage)):
+        for name, comparison in comparisons.items():
+            value_diff = target[name]
+            value_diff.varies = comparison.varies
+            for key, value in comparison.values.items():
+                value_diff.values[key].CopyFrom(json_to_value(value))
+    return response
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,76 @@
+"""Reads and writes of the experiments table, one transaction per call."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from experiments_svc.convert import Record
+from experiments_svc.models import ExperimentRow
+
+_table: Table = ExperimentRow.__table__  # type: ignore[assignment]
+_NEWEST_FIRST = (_table.c.created_at.desc(), _table.c.id.desc())
+_TICK = timedelta(microseconds=1)
+
+
+class ExperimentStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert(self, record: Mapping[str, Any]) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(insert(_table).values(**record))
+
+    async def get(self, experiment_id: uuid.UUID) -> Record | None:
+        async with self._engine.connect() as connection:
+            result = await connection.execute(select(_table).where(_table.c.id == experiment_id))
+            return result.mappings().first()
+
+    async def get_many(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Record]:
+        """The rows that exist among `ids`, in one query."""
+        async with self._engine.connect() as connection:
+            result = await connection.execute(select(_table).where(_table.c.id.in_(ids)))
+            return {row["id"]: row for row in result.mappings()}
+
+    async def list(self, filters: Mapping[str, Any], skip: int, limit: int) -> list[Record]:
+        """A page of rows matching every filter (column name to exact value),
+        newest first."""
+        query = select(_table).order_by(*_NEWEST_FIRST).offset(skip).limit(limit)
+        for column, value in filters.items():
+            query = query.where(_table.c[column] == value)
+        async with self._engine.connect() as connection:
+            result = await connection.execute(query)
+            return list(result.mappings())
+
+    async def update(
+        self, experiment_id: uuid.UUID, changes: Mapping[str, Any], now: datetime
+    ) -> Record | None:
+        """Apply `changes` to one row and move `updated_at`; None when the row
+        does not exist. The row is locked while it changes, so concurrent
+        updates apply one after another and `updated_at` strictly increases
+        even when the clock does not."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                select(_table).where(_table.c.id == experiment_id).with_for_update()
+            )
+            current = result.mappings().first()
+            if current is None:
+                return None
+            if not changes:
+                return current
+            updated_at = max(now, current["updated_at"] + _TICK)
+            values = {**changes, "updated_at": updated_at}
+            await connection.execute(
+                update(_table).where(_table.c.id == experiment_id).values(**values)
+            )
+            return {**current, **values}
+
+    async def delete(self, experiment_id: uuid.UUID) -> bool:
+        async with self._engine.begin() as connection:
+            result = await connection.execute(delete(_table).where(_table.c.id == experiment_id))
+            return bool(result.rowcount)

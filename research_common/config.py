@@ -1,0 +1,54 @@
+"""Parsing helpers for settings read from the environment. Each raises
+`ConfigError` with a one-line message naming the variable."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the process refuses to start."""
+
+
+def parse_address(name: str, value: str) -> str:
+    """`host:port` (or `[v6]:port`) with a port from 0 to 65535."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{name} must be host:port, got {value!r}")
+    if host.startswith("[") != host.endswith("]"):
+        raise ConfigError(f"{name} has an unbalanced IPv6 bracket: {value!r}")
+    return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also rejects NaN
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_log_level(env: Mapping[str, str], name: str = "LOG_LEVEL") -> str:
+    raw = env.get(name) or "INFO"
+    level = raw.strip().upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise ConfigError(f"{name} must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level

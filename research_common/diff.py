@@ -1,0 +1,158 @@
+"""The compare rules shared by both services (CONTRACT §7).
+
+Pure functions over plain Python values, so that the experiments compare
+(JSON metrics from the database) and the tracking compare (MLflow floats) are
+one implementation. Ids are the row keys in request order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Direction = Literal["minimize", "maximize"]
+MINIMIZE: Direction = "minimize"
+MAXIMIZE: Direction = "maximize"
+
+Rows = Sequence[tuple[str, Mapping[str, Any]]]
+
+_MINIMIZE_SUFFIXES = (
+    "std", "mse", "rmse", "mae", "mape", "smape", "loss", "error", "logloss", "brier",
+    "volatility", "turnover",
+)  # fmt: skip
+_RATIOS = ("sharpe", "sortino", "calmar", "omega")
+_MAXIMIZE_SUFFIXES = (
+    *_RATIOS,
+    *(f"{name}_ratio" for name in _RATIOS),
+    "accuracy", "acc", "auc", "f1", "precision", "recall", "r2", "return", "returns", "cagr",
+    "alpha", "win_rate", "hit_rate", "profit_factor", "information_ratio",
+    # Drawdowns are stored as negative fractions: -0.12 beats -0.15.
+    "drawdown",
+)  # fmt: skip
+
+
+def _ends_with(name: str, word: str) -> bool:
+    """"ends with W": the name is W, or ends with `_W`."""
+    return name == word or name.endswith("_" + word)
+
+
+def builtin_direction(metric: str) -> Direction | None:
+    """The built-in rule for a metric name, or None when no rule matches."""
+    name = metric.lower()
+    if name.startswith("std_") or any(_ends_with(name, w) for w in _MINIMIZE_SUFFIXES):
+        return MINIMIZE
+    if any(_ends_with(name, w) for w in _MAXIMIZE_SUFFIXES):
+        return MAXIMIZE
+    return None
+
+
+def overlapping_overrides(maximize: Iterable[str], minimize: Iterable[str]) -> list[str]:
+    """Metric names a request asks to both maximise and minimise (an error)."""
+    return sorted(set(maximize) & set(minimize))
+
+
+def choose_direction(
+    metric: str,
+    *,
+    maximize: Collection[str] = (),
+    minimize: Collection[str] = (),
+    default: Direction,
+) -> Direction:
+    """The request's override, else the built-in rule, else the default."""
+    if metric in maximize:
+        return MAXIMIZE
+    if metric in minimize:
+        return MINIMIZE
+    return builtin_direction(metric) or default
+
+
+def counts_for_best(value: object) -> bool:
+    """Only a finite number counts for "best"; a boolean is not a number here."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricComparison:
+    """One metric across the compared rows."""
+
+    values: dict[str, Any]  # every id, None where the row lacks the metric
+    best: str | None
+    direction: Direction
+
+
+@dataclass(frozen=True, slots=True)
+class ValueComparison:
+    """One parameter or lineage field across the compared rows."""
+
+    values: dict[str, Any]  # every id, None where the row lacks the key
+    varies: bool
+
+
+def _keys_in_order(rows: Rows) -> list[str]:
+    """Every key of any row, in order of first appearance."""
+    return list(dict.fromkeys(key for _, mapping in rows for key in mapping))
+
+
+def compare_metrics(
+    rows: Rows,
+    *,
+    maximize: Collection[str] = (),
+    minimize: Collection[str] = (),
+    default: Direction,
+) -> dict[str, MetricComparison]:
+    """`metric_diff`: per metric key, every row's value and the best row."""
+    result: dict[str, MetricComparison] = {}
+    for key in _keys_in_order(rows):
+        direction = choose_direction(key, maximize=maximize, minimize=minimize, default=default)
+        values = {row_id: mapping.get(key) for row_id, mapping in rows}
+        best_id: str | None = None
+        best_value = 0.0
+        for row_id, value in values.items():
+            if not counts_for_best(value):
+                continue
+            # Strict comparison: on a tie the earlier row keeps "best".
+            better = value < best_value if direction == MINIMIZE else value > best_value
+            if best_id is None or better:
+                best_id, best_value = row_id, value
+        result[key] = MetricComparison(values=values, best=best_id, direction=direction)
+    return result
+
+
+_MISSING = object()
+
+
+def _identity(value: object) -> object:
+    """A hashable form in which equal values are equal and distinct kinds differ:
+    `True` is not `1`, `"1.0"` is not `"1"` nor `1.0`, and NaN equals NaN."""
+    if value is _MISSING:
+        return ("missing",)
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | float):
+        return ("number", "nan" if math.isnan(value) else float(value))
+    if isinstance(value, str):
+        return ("string", value)
+    return ("json", json.dumps(value, sort_keys=True, default=str))
+
+
+def compare_values(rows: Rows, keys: Iterable[str] | None = None) -> dict[str, ValueComparison]:
+    """`param_diff` / `lineage_diff`: per key, every row's value and whether they vary.
+
+    `keys` fixes the keys (lineage fields); by default every key of any row.
+    A key that one row has and another lacks varies.
+    """
+    result: dict[str, ValueComparison] = {}
+    for key in _keys_in_order(rows) if keys is None else keys:
+        raw = [mapping.get(key, _MISSING) for _, mapping in rows]
+        varies = len({_identity(value) for value in raw}) > 1
+        values = {
+            row_id: None if value is _MISSING else value
+            for (row_id, _), value in zip(rows, raw, strict=True)
+        }
+        result[key] = ValueComparison(values=values, varies=varies)
+    return result
