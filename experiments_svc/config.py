@@ -33,7 +33,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
-            address=parse_address("EXPERIMENTS_ADDR", env.get("EXPERIMENTS_ADDR") or DEFAULT_ADDRESS),
+            address=parse_address(
+                "EXPERIMENTS_ADDR", env.get("EXPERIMENTS_ADDR") or DEFAULT_ADDRESS
+            ),
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             auto_migrate=env_bool(env, "AUTO_MIGRATE", True),
             health_interval=env_float(env, "HEALTH_CHECK_INTERVAL", 2.0, minimum=0.05),

@@ -6,12 +6,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
+from sqlalchemy import RowMapping
 
+from experiments_svc.models import OPTIONAL_TEXT_FIELDS
 from research.experiments.v1 import experiments_pb2
 
-Record = Mapping[str, Any]  # one row of the experiments table
+# One row of the experiments table, as read or as about to be written.
+Record = RowMapping | Mapping[str, Any]
 
-OPTIONAL_TEXT = ("dataset_version", "feature_version", "model_version", "git_commit_hash", "mlflow_run_id")  # fmt: skip
+
+def has_field(message: Message, name: str) -> bool:
+    """HasField by a name known only at run time (the stubs want literals)."""
+    return message.HasField(name)
 
 
 def json_to_value(value: Any) -> struct_pb2.Value:
@@ -46,7 +53,7 @@ def to_proto(record: Record) -> experiments_pb2.Experiment:
         created_at=_timestamp(record["created_at"]),
         updated_at=_timestamp(record["updated_at"]),
     )
-    for name in OPTIONAL_TEXT:
+    for name in OPTIONAL_TEXT_FIELDS:
         if record[name] is not None:
             setattr(message, name, record[name])
     # SetInParent: an empty dict is still a present `{}`, not an absent field.

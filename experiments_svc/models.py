@@ -14,8 +14,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 
-# Lineage fields a list can filter on by exact match, besides strategy_id.
-LINEAGE_FILTERS = ("mlflow_run_id", "git_commit_hash", "dataset_version", "feature_version", "model_version")  # fmt: skip
+# Lineage written when the experiment is recorded and never changed after.
+VERSION_FIELDS = ("dataset_version", "feature_version", "model_version", "git_commit_hash")
+WRITE_ONCE_FIELDS = ("strategy_id", *VERSION_FIELDS)
+# Nullable string columns, at most 255 characters each; a list can filter on
+# each by exact match.
+OPTIONAL_TEXT_FIELDS = (*VERSION_FIELDS, "mlflow_run_id")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -69,6 +73,6 @@ class ExperimentRow(Base):
         Index("ix_experiments_strategy_id_created_at_id", "strategy_id", "created_at", "id"),
         *(
             Index(f"ix_experiments_{name}_created_at_id", name, "created_at", "id")
-            for name in LINEAGE_FILTERS
+            for name in OPTIONAL_TEXT_FIELDS
         ),
     )

@@ -11,8 +11,8 @@ from typing import Any
 from grpc import aio
 
 from experiments_svc import validation as check
-from experiments_svc.convert import OPTIONAL_TEXT, Record, json_to_value, to_proto
-from experiments_svc.models import LINEAGE_FILTERS
+from experiments_svc.convert import Record, has_field, json_to_value, to_proto
+from experiments_svc.models import OPTIONAL_TEXT_FIELDS, WRITE_ONCE_FIELDS
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research_common import diff
@@ -27,9 +27,7 @@ MIN_COMPARE, MAX_COMPARE = 2, 10
 
 # Update rules by field of Experiment (CONTRACT §5).
 WRITABLE = ("mlflow_run_id", "parameters", "metrics", "artifacts")
-WRITE_ONCE = ("strategy_id", "dataset_version", "feature_version", "model_version", "git_commit_hash")  # fmt: skip
 OUTPUT_ONLY = ("id", "created_at", "updated_at")
-LINEAGE_DIFF_FIELDS = ("strategy_id", "dataset_version", "feature_version", "model_version", "git_commit_hash")  # fmt: skip
 
 
 def utc_now() -> datetime:
@@ -44,7 +42,7 @@ def _is_populated(message: experiments_pb2.Experiment, name: str) -> bool:
     """Whether a gRPC caller set the field (the implied mask of AIP-134)."""
     field = message.DESCRIPTOR.fields_by_name[name]
     if field.has_presence:
-        return message.HasField(name)
+        return has_field(message, name)
     return bool(getattr(message, name))
 
 
@@ -59,7 +57,7 @@ def _update_paths(request: experiments_pb2.UpdateExperimentRequest) -> list[str]
     for path in paths:
         if path in WRITABLE:
             continue
-        if path in WRITE_ONCE:
+        if path in WRITE_ONCE_FIELDS:
             raise InvalidArgument.field(
                 path, "is write-once: lineage fields cannot change after the experiment is recorded"
             )
@@ -102,9 +100,9 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
             "strategy_id": check.parse_uuid("strategy_id", request.strategy_id),
             **{
                 name: check.check_text(name, getattr(request, name))
-                if request.HasField(name)
+                if has_field(request, name)
                 else None
-                for name in OPTIONAL_TEXT
+                for name in OPTIONAL_TEXT_FIELDS
             },
             "parameters": check.struct_to_json(request.parameters, "parameters"),
             "metrics": check.struct_to_json(request.metrics, "metrics"),
@@ -121,8 +119,8 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
         filters: dict[str, Any] = {}
         if request.HasField("strategy_id"):
             filters["strategy_id"] = check.parse_uuid("strategy_id", request.strategy_id)
-        for name in LINEAGE_FILTERS:
-            if request.HasField(name):
+        for name in OPTIONAL_TEXT_FIELDS:
+            if has_field(request, name):
                 filters[name] = check.check_filter(name, getattr(request, name))
         skip, limit = check.paging(
             request.skip if request.HasField("skip") else None,
@@ -190,7 +188,9 @@ def _compare_ids(raw: Any) -> list[uuid.UUID]:
     ids = [check.parse_uuid(f"experiment_ids[{i}]", value) for i, value in enumerate(raw)]
     repeated = sorted({str(i) for i in ids if ids.count(i) > 1})
     if repeated:
-        raise InvalidArgument.field("experiment_ids", f"must be distinct; repeated: {', '.join(repeated)}")
+        raise InvalidArgument.field(
+            "experiment_ids", f"must be distinct; repeated: {', '.join(repeated)}"
+        )
     return ids
 
 
@@ -206,8 +206,8 @@ def _comparison(
     )
     params = diff.compare_values([(key, r["parameters"]) for key, r in keyed])
     lineage = diff.compare_values(
-        [(key, {name: _text(r[name]) for name in LINEAGE_DIFF_FIELDS}) for key, r in keyed],
-        LINEAGE_DIFF_FIELDS,
+        [(key, {name: _text(r[name]) for name in WRITE_ONCE_FIELDS}) for key, r in keyed],
+        WRITE_ONCE_FIELDS,
     )
     response = experiments_pb2.CompareExperimentsResponse(
         experiments=[to_proto(r) for r in records]

@@ -15,7 +15,9 @@ from research_common.errors import InvalidArgument, echo
 
 MAX_TEXT = 255
 MIN_LIMIT, MAX_LIMIT, DEFAULT_LIMIT = 1, 1000, 100
-_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
 # Integers beyond this lose precision as a protobuf double; keep them floats.
 _EXACT_INT = 2**53
 
@@ -33,7 +35,9 @@ def parse_uuid(field: str, value: str) -> uuid.UUID:
 def check_text(field: str, value: str) -> str:
     """A lineage string: at most 255 characters, no NUL (PostgreSQL refuses it)."""
     if len(value) > MAX_TEXT:
-        raise InvalidArgument.field(field, f"must be at most {MAX_TEXT} characters, got {len(value)}")
+        raise InvalidArgument.field(
+            field, f"must be at most {MAX_TEXT} characters, got {len(value)}"
+        )
     if "\x00" in value:
         raise InvalidArgument.field(field, "must not contain NUL characters")
     return value
@@ -51,7 +55,9 @@ def paging(skip: int | None, limit: int | None) -> tuple[int, int]:
     if skip < 0:
         raise InvalidArgument.field("skip", f"must be 0 or more, got {skip}")
     if not MIN_LIMIT <= limit <= MAX_LIMIT:
-        raise InvalidArgument.field("limit", f"must be between {MIN_LIMIT} and {MAX_LIMIT}, got {limit}")
+        raise InvalidArgument.field(
+            "limit", f"must be between {MIN_LIMIT} and {MAX_LIMIT}, got {limit}"
+        )
     return skip, limit
 
 
@@ -78,7 +84,9 @@ def value_to_json(value: struct_pb2.Value, field: str) -> JSON:
     if kind == "struct_value":
         return struct_to_json(value.struct_value, field)
     if kind == "list_value":
-        return [value_to_json(item, f"{field}[{i}]") for i, item in enumerate(value.list_value.values)]
+        return [
+            value_to_json(item, f"{field}[{i}]") for i, item in enumerate(value.list_value.values)
+        ]
     return None  # null_value, or a Value with nothing set
 
 

@@ -35,7 +35,7 @@ _MAXIMIZE_SUFFIXES = (
 
 
 def _ends_with(name: str, word: str) -> bool:
-    """"ends with W": the name is W, or ends with `_W`."""
+    """ "ends with W": the name is W, or ends with `_W`."""
     return name == word or name.endswith("_" + word)
 
 
@@ -115,6 +115,7 @@ def compare_metrics(
         for row_id, value in values.items():
             if not counts_for_best(value):
                 continue
+            assert isinstance(value, int | float)  # for the type checker: counts_for_best
             # Strict comparison: on a tie the earlier row keeps "best".
             better = value < best_value if direction == MINIMIZE else value > best_value
             if best_id is None or better:

@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
 
 log = logging.getLogger("research.health")
 
@@ -21,7 +22,7 @@ class HealthReporter:
 
     def __init__(
         self,
-        servicer: health.aio.HealthServicer,
+        servicer: Any,  # grpc_health.v1.health.aio.HealthServicer (untyped)
         service_names: Sequence[str],
         probe: Probe,
         *,

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc import aio
@@ -35,7 +35,13 @@ def _request_id(metadata: Any) -> str:
     return uuid.uuid4().hex
 
 
-class ServiceInterceptor(aio.ServerInterceptor):
+if TYPE_CHECKING:  # the stubs make it generic; at run time it is not
+    _Interceptor: TypeAlias = aio.ServerInterceptor[Any, Any]
+else:
+    _Interceptor = aio.ServerInterceptor
+
+
+class ServiceInterceptor(_Interceptor):
     """Wraps every unary-unary handler (all RPCs of both services, and health
     Check; reflection's streams pass through untouched)."""
 
@@ -44,15 +50,18 @@ class ServiceInterceptor(aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         method: str = handler_call_details.method
         request_id = _request_id(handler_call_details.invocation_metadata)
-        behaviour = handler.unary_unary
+        # grpc-stubs types handlers as sync; under grpc.aio they are coroutines.
+        behaviour: Any = handler.unary_unary
         level = logging.DEBUG if method.startswith(_QUIET_PREFIX) else logging.INFO
 
         async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:

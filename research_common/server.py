@@ -73,7 +73,7 @@ def build_server(
         ],
     )
     register(server)
-    servicer = health.aio.HealthServicer()
+    servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs predate aio
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection(

@@ -17,7 +17,15 @@ branch_labels = None
 depends_on = None
 
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
-_FILTERED = ("strategy_id", "mlflow_run_id", "git_commit_hash", "dataset_version", "feature_version", "model_version")  # fmt: skip
+# Columns a list filters on; each index ends in the newest-first order.
+_FILTERED = (
+    "strategy_id",
+    "dataset_version",
+    "feature_version",
+    "model_version",
+    "git_commit_hash",
+    "mlflow_run_id",
+)
 
 
 def upgrade() -> None:

@@ -1,0 +1,94 @@
+"""Fixtures every test package shares: the PostgreSQL server of the machine
+(one throwaway database per test session) and helpers for gRPC errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from grpc import aio
+
+# The admin connection: tests create (and drop) their own databases on it.
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
+
+
+def postgres_url(database: str) -> str:
+    """ADMIN_URL with another database name."""
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(ADMIN_URL, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def create_database(prefix: str) -> str:
+    """A new empty database on the test server; its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as error:
+        message = f"PostgreSQL at {ADMIN_URL} is not usable: {type(error).__name__}: {error}"
+        if _in_ci():
+            pytest.fail(f"{message} (CI is set: PostgreSQL tests must run)")
+        pytest.skip(message)
+    return name
+
+
+def drop_database(name: str) -> None:
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """URL of a database created for this test session and dropped after."""
+    name = create_database("research_test")
+    yield postgres_url(name)
+    drop_database(name)
+
+
+async def rpc_error(call: object) -> aio.AioRpcError:
+    """The error a call raised; fails the test when it succeeded."""
+    try:
+        await call  # type: ignore[misc]
+    except aio.AioRpcError as error:
+        return error
+    pytest.fail("the call succeeded; an error was expected")
+
+
+def rich_status(error: aio.AioRpcError) -> status_pb2.Status:
+    """The google.rpc.Status carried in the error's trailers."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            return status_pb2.Status.FromString(value)
+    pytest.fail("no grpc-status-details-bin trailer")
+
+
+def field_violations(error: aio.AioRpcError) -> list[str]:
+    """Fields named by the BadRequest detail of an INVALID_ARGUMENT error."""
+    fields = []
+    for detail in rich_status(error).details:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            fields += [violation.field for violation in bad_request.field_violations]
+    return fields
+
+
+def assert_invalid(error: aio.AioRpcError, field: str, fragment: str) -> None:
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert fragment in (error.details() or ""), error.details()
+    assert field_violations(error) == [field]
