@@ -37,7 +37,7 @@ def main() -> int:
         shutil.copyfile(googleapis_root / "google" / "api" / name, deps_api / name)
 
     shutil.rmtree(GEN, ignore_errors=True)
-    GEN.mkdir()
+    (GEN / "research").mkdir(parents=True)
     # mypy-protobuf's plugins are installed next to this interpreter; name them
     # explicitly so that the venv need not be on PATH.
     bin_dir = Path(sys.executable).parent

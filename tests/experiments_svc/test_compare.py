@@ -1,5 +1,5 @@
 """CompareExperiments: rows in request order, direction-aware best, diffs,
-and the 2–10 / missing-id rules (CONTRACT §5, §7)."""
+and the 2-10 / missing-id rules (CONTRACT §5, §7)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,176 @@
+"""The shared compare rules (CONTRACT §7), as plain unit tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from research_common import diff
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "std_oos_sharpe", "STD_returns", "std", "oos_std", "mse", "val_mse", "rmse", "mae",
+        "cv_mape", "smape", "loss", "val_loss", "error", "tracking_error", "logloss",
+        "val_logloss", "brier", "cv_brier", "ann_volatility", "turnover", "daily_turnover",
+    ],
+)  # fmt: skip
+def test_minimize_rules(name: str) -> None:
+    assert diff.builtin_direction(name) == "minimize"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sharpe", "oos_sharpe", "sharpe_ratio", "oos_sharpe_ratio", "sortino", "oos_sortino",
+        "sortino_ratio", "calmar", "calmar_ratio", "omega", "omega_ratio", "accuracy",
+        "directional_accuracy", "acc", "val_acc", "auc", "roc_auc", "f1", "macro_f1",
+        "precision", "recall", "r2", "oos_r2", "return", "total_return", "returns",
+        "excess_returns", "cagr", "alpha", "win_rate", "hit_rate", "profit_factor",
+        "information_ratio", "drawdown", "max_drawdown", "Mean_OOS_Sharpe",
+    ],
+)  # fmt: skip
+def test_maximize_rules(name: str) -> None:
+    assert diff.builtin_direction(name) == "maximize"
+
+
+@pytest.mark.parametrize(
+    "name",
+    # "ends with W" means W or _W: a bare suffix inside a word does not match.
+    ["custom", "mse2", "sharpeish", "nonloss", "prefix", "mystd", "beta", "f1score", ""],
+)
+def test_names_without_a_rule(name: str) -> None:
+    assert diff.builtin_direction(name) is None
+
+
+def test_minimize_is_checked_first() -> None:
+    # Both lists could match; the first rule wins.
+    assert diff.builtin_direction("std_sharpe") == "minimize"
+    assert diff.builtin_direction("sharpe_std") == "minimize"
+
+
+def test_direction_prefers_request_then_rules_then_default() -> None:
+    choose = diff.choose_direction
+    assert choose("mse", maximize=["mse"], default="minimize") == "maximize"
+    assert choose("sharpe", minimize=["sharpe"], default="maximize") == "minimize"
+    assert choose("sharpe", default="minimize") == "maximize"
+    assert choose("custom", default="minimize") == "minimize"
+    assert choose("custom", default="maximize") == "maximize"
+    # Overrides match the metric name exactly.
+    assert choose("MSE", maximize=["mse"], default="maximize") == "minimize"
+
+
+def test_overlapping_overrides() -> None:
+    assert diff.overlapping_overrides(["a", "b", "c"], ["c", "a"]) == ["a", "c"]
+    assert diff.overlapping_overrides(["a"], ["b"]) == []
+
+
+def metric(
+    rows: list[tuple[str, dict[str, object]]], key: str, **kw: object
+) -> diff.MetricComparison:
+    kw.setdefault("default", "minimize")
+    return diff.compare_metrics(rows, **kw)[key]  # type: ignore[arg-type]
+
+
+def test_best_minimises_and_maximises() -> None:
+    rows = [("a", {"mse": 0.3, "sharpe": 1.0}), ("b", {"mse": 0.1, "sharpe": 2.0})]
+    assert metric(rows, "mse").best == "b"
+    assert metric(rows, "sharpe").best == "b"
+    assert metric([("a", {"loss": 1}), ("b", {"loss": 2})], "loss").best == "a"
+
+
+def test_ties_go_to_the_earliest_row() -> None:
+    rows = [("a", {"mse": 0.2}), ("b", {"mse": 0.1}), ("c", {"mse": 0.1})]
+    assert metric(rows, "mse").best == "b"
+    rows = [("a", {"sharpe": 1}), ("b", {"sharpe": 1.0})]
+    assert metric(rows, "sharpe").best == "a"
+
+
+def test_missing_keys_are_null_and_do_not_count() -> None:
+    rows = [("a", {}), ("b", {"mse": 5.0}), ("c", {"other": 1})]
+    result = metric(rows, "mse")
+    assert result.values == {"a": None, "b": 5.0, "c": None}
+    assert result.best == "b"
+    assert list(diff.compare_metrics(rows, default="minimize")) == ["mse", "other"]
+
+
+@pytest.mark.parametrize("value", [True, False, "1.0", None, float("nan"), float("inf"), float("-inf"), [1], {"x": 1}])  # fmt: skip
+def test_only_finite_numbers_count(value: object) -> None:
+    rows = [("a", {"mse": value}), ("b", {"mse": 7})]
+    assert metric(rows, "mse").best == "b"
+    assert metric([("a", {"mse": value}), ("b", {})], "mse").best is None
+
+
+def test_negative_infinity_never_wins_a_maximise() -> None:
+    rows = [
+        ("a", {"sharpe": float("-inf")}),
+        ("b", {"sharpe": -3.0}),
+        ("c", {"sharpe": float("nan")}),
+    ]
+    assert metric(rows, "sharpe").best == "b"
+
+
+def test_integers_and_floats_compare_as_numbers() -> None:
+    rows = [("a", {"auc": 1}), ("b", {"auc": 0.5})]
+    assert metric(rows, "auc").best == "a"
+
+
+def test_overrides_and_default_reach_the_comparison() -> None:
+    rows = [("a", {"custom": 1, "mse": 1}), ("b", {"custom": 2, "mse": 2})]
+    assert metric(rows, "custom", default="maximize").best == "b"
+    assert metric(rows, "custom", default="minimize").best == "a"
+    result = metric(rows, "mse", maximize=["mse"])
+    assert (result.best, result.direction) == ("b", "maximize")
+
+
+def values(rows: list[tuple[str, dict[str, object]]], key: str) -> diff.ValueComparison:
+    return diff.compare_values(rows)[key]
+
+
+def test_equal_values_do_not_vary() -> None:
+    rows = [("a", {"p": "x"}), ("b", {"p": "x"})]
+    assert values(rows, "p") == diff.ValueComparison(values={"a": "x", "b": "x"}, varies=False)
+
+
+def test_a_key_one_row_lacks_varies_even_against_null() -> None:
+    rows = [("a", {"p": None}), ("b", {})]
+    assert values(rows, "p") == diff.ValueComparison(values={"a": None, "b": None}, varies=True)
+    assert values([("a", {"p": 1}), ("b", {})], "p").varies
+
+
+def test_numeric_looking_strings_compare_as_text() -> None:
+    assert values([("a", {"lr": "0.05"}), ("b", {"lr": "0.050"})], "lr").varies
+    assert values([("a", {"lr": "1"}), ("b", {"lr": 1})], "lr").varies
+
+
+def test_booleans_are_not_numbers() -> None:
+    assert values([("a", {"p": True}), ("b", {"p": 1})], "p").varies
+    assert values([("a", {"p": False}), ("b", {"p": 0})], "p").varies
+    assert not values([("a", {"p": True}), ("b", {"p": True})], "p").varies
+
+
+def test_numbers_compare_by_value_and_nan_equals_nan() -> None:
+    assert not values([("a", {"p": 6}), ("b", {"p": 6.0})], "p").varies
+    assert not values([("a", {"p": float("nan")}), ("b", {"p": float("nan")})], "p").varies
+    assert values([("a", {"p": float("inf")}), ("b", {"p": float("-inf")})], "p").varies
+
+
+def test_nested_values_compare_structurally() -> None:
+    same = [("a", {"p": {"x": [1, 2], "y": 1}}), ("b", {"p": {"y": 1, "x": [1, 2]}})]
+    assert not values(same, "p").varies
+    assert values([("a", {"p": [1, 2]}), ("b", {"p": [2, 1]})], "p").varies
+
+
+def test_fixed_keys_cover_keys_no_row_has() -> None:
+    rows = [("a", {"strategy_id": "s"}), ("b", {"strategy_id": "s"})]
+    result = diff.compare_values(rows, ["strategy_id", "signal_version"])
+    assert list(result) == ["strategy_id", "signal_version"]
+    assert result["signal_version"] == diff.ValueComparison(
+        values={"a": None, "b": None}, varies=False
+    )
+
+
+def test_values_keep_request_order() -> None:
+    rows = [("z", {"p": 1}), ("a", {"p": 2}), ("m", {"p": 3})]
+    assert list(values(rows, "p").values) == ["z", "a", "m"]
+    assert list(metric(rows, "p").values) == ["z", "a", "m"]
