@@ -85,7 +85,7 @@ async def test_create_then_get_with_json(server: GrpcServer) -> None:
     created = json.loads(await grpcurl(server, f"{SERVICE}/CreateExperiment", data=body))[
         "experiment"
     ]
-    assert created["strategyId"] == STRATEGY
+    assert created["strategy_id"] == STRATEGY
     assert created["parameters"] == {"max_depth": 6}
     assert created["artifacts"] == {"model": "s3://m/model.pkl"}
 
