@@ -36,6 +36,7 @@ class HealthReporter:
         self._timeout = timeout
         self._serving: bool | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -80,14 +81,18 @@ class HealthReporter:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self.check_once()
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """NOT_SERVING for good, and the probe loop ended. The loop is asked
+        to finish rather than cancelled: cancelling a probe halfway through
+        a connect can leave the pool's connection half-open, and closing the
+        pool then waits for it forever (seen with aiosqlite)."""
         await self.servicer.enter_graceful_shutdown()
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import asyncpg
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
@@ -18,7 +20,8 @@ from grpc import aio
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _in_ci() -> bool:
+def in_ci() -> bool:
+    """In CI, tests that need PostgreSQL fail instead of skipping."""
     return os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
 
 
@@ -43,7 +46,7 @@ def create_database(prefix: str) -> str:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as error:
         message = f"PostgreSQL at {ADMIN_URL} is not usable: {type(error).__name__}: {error}"
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"{message} (CI is set: PostgreSQL tests must run)")
         pytest.skip(message)
     return name
@@ -61,6 +64,13 @@ def postgres_database() -> Iterator[str]:
     drop_database(name)
 
 
+def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """A Struct holding `value` (nested dicts and lists included)."""
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
 async def rpc_error(call: object) -> aio.AioRpcError:
     """The error a call raised; fails the test when it succeeded."""
     try:
@@ -72,7 +82,8 @@ async def rpc_error(call: object) -> aio.AioRpcError:
 
 def rich_status(error: aio.AioRpcError) -> status_pb2.Status:
     """The google.rpc.Status carried in the error's trailers."""
-    for key, value in error.trailing_metadata() or ():
+    trailers: Any = error.trailing_metadata() or ()
+    for key, value in trailers:
         if key == "grpc-status-details-bin":
             return status_pb2.Status.FromString(value)
     pytest.fail("no grpc-status-details-bin trailer")

@@ -81,4 +81,4 @@ async def channel(server: GrpcServer) -> AsyncIterator[aio.Channel]:
 
 @pytest.fixture
 def stub(channel: aio.Channel) -> ExperimentServiceAsyncStub:
-    return experiments_pb2_grpc.ExperimentServiceStub(channel)  # type: ignore[return-value]
+    return experiments_pb2_grpc.ExperimentServiceStub(channel)

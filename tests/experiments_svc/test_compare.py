@@ -8,21 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 from google.rpc import error_details_pb2
 
 from research.experiments.v1 import experiments_pb2 as pb
-from tests.conftest import assert_invalid, rich_status, rpc_error
+from tests.conftest import assert_invalid, rich_status, rpc_error, struct
 from tests.experiments_svc.conftest import OTHER_STRATEGY, STRATEGY
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub
-
-
-def struct(value: dict[str, object]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(value)
-    return message
 
 
 async def create(stub: ExperimentServiceAsyncStub, **fields: Any) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -11,17 +11,11 @@ from google.protobuf import json_format, struct_pb2
 from google.rpc import error_details_pb2
 
 from research.experiments.v1 import experiments_pb2 as pb
-from tests.conftest import assert_invalid, rich_status, rpc_error
+from tests.conftest import assert_invalid, rich_status, rpc_error, struct
 from tests.experiments_svc.conftest import STRATEGY
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub
-
-
-def struct(value: dict[str, object]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(value)
-    return message
 
 
 async def test_create_returns_the_stored_experiment(stub: ExperimentServiceAsyncStub) -> None:
@@ -68,8 +62,10 @@ async def test_create_with_only_a_strategy_leaves_the_rest_empty(
     created = (
         await stub.CreateExperiment(pb.CreateExperimentRequest(strategy_id=STRATEGY))
     ).experiment
-    for name in ("dataset_version", "feature_version", "model_version", "git_commit_hash"):
-        assert not created.HasField(name)  # type: ignore[arg-type]
+    assert not created.HasField("dataset_version")
+    assert not created.HasField("feature_version")
+    assert not created.HasField("model_version")
+    assert not created.HasField("git_commit_hash")
     assert not created.HasField("mlflow_run_id")
     assert created.HasField("parameters")
     assert created.HasField("metrics")
@@ -106,11 +102,13 @@ async def test_create_refuses_a_malformed_strategy(
 async def test_create_holds_text_fields_to_255_characters(
     stub: ExperimentServiceAsyncStub, field: str
 ) -> None:
-    at_limit = pb.CreateExperimentRequest(strategy_id=STRATEGY, **{field: "é" * 255})
+    long_value: dict[str, Any] = {field: "é" * 255}
+    at_limit = pb.CreateExperimentRequest(strategy_id=STRATEGY, **long_value)
     created = (await stub.CreateExperiment(at_limit)).experiment
     assert getattr(created, field) == "é" * 255
 
-    over = pb.CreateExperimentRequest(strategy_id=STRATEGY, **{field: "x" * 256})
+    too_long: dict[str, Any] = {field: "x" * 256}
+    over = pb.CreateExperimentRequest(strategy_id=STRATEGY, **too_long)
     error = await rpc_error(stub.CreateExperiment(over))
     assert_invalid(error, field, f"{field} must be at most 255 characters, got 256")
 
@@ -138,10 +136,10 @@ async def test_create_refuses_non_finite_metrics(
 async def test_create_refuses_nul_characters(
     stub: ExperimentServiceAsyncStub, request_fields: dict[str, object], field: str
 ) -> None:
-    values = dict(request_fields)
+    values: dict[str, Any] = dict(request_fields)
     if "parameters" in values:
-        values["parameters"] = struct(values["parameters"])  # type: ignore[arg-type]
-    request = pb.CreateExperimentRequest(strategy_id=STRATEGY, **values)  # type: ignore[arg-type]
+        values["parameters"] = struct(values["parameters"])
+    request = pb.CreateExperimentRequest(strategy_id=STRATEGY, **values)
     error = await rpc_error(stub.CreateExperiment(request))
     assert_invalid(error, field, "must not contain NUL characters")
 

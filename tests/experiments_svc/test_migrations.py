@@ -99,5 +99,5 @@ async def test_postgres_stores_documents_as_jsonb(migrated_postgres: str) -> Non
         "artifacts": "JSONB",
         "id": "UUID",
     }
-    assert columns["created_at"].timezone is True
-    assert columns["updated_at"].timezone is True
+    assert getattr(columns["created_at"], "timezone", None) is True
+    assert getattr(columns["updated_at"], "timezone", None) is True

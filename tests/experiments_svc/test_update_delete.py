@@ -5,24 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
 from research.experiments.v1 import experiments_pb2 as pb
-from tests.conftest import assert_invalid, rpc_error
+from tests.conftest import assert_invalid, rpc_error, struct
 from tests.experiments_svc.conftest import STRATEGY
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub
-
-
-def struct(value: dict[str, object]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(value)
-    return message
 
 
 @pytest.fixture
@@ -107,9 +101,10 @@ async def test_lineage_fields_are_write_once(
     stub: ExperimentServiceAsyncStub, recorded: pb.Experiment, field: str
 ) -> None:
     value = str(uuid.uuid4()) if field == "strategy_id" else "changed"
+    change: dict[str, Any] = {field: value}
     for request in (
-        patch(recorded.id, [field], **{field: value}),
-        patch(recorded.id, **{field: value}),
+        patch(recorded.id, [field], **change),
+        patch(recorded.id, **change),
     ):
         error = await rpc_error(stub.UpdateExperiment(request))
         assert_invalid(error, field, f"{field} is write-once")
