@@ -47,7 +47,7 @@ $(STUBS): $(INSTALLED) scripts/gen_protos.py $(PROTO_FILES)
 	touch $@
 
 $(BUF): package.json package-lock.json
-	npm ci --no-audit --no-fund --ignore-scripts
+	npm install --no-audit --no-fund --ignore-scripts
 	touch $@
 
 clean:
