@@ -94,6 +94,16 @@ async def test_create_then_get_with_json(server: GrpcServer) -> None:
     )["experiment"]
     assert fetched == created
 
+    # The update as the README writes it: grpcurl 1.8.6 takes the mask as an object.
+    patch = {
+        "experiment_id": created["id"],
+        "experiment": {"metrics": {"oos_sharpe": 1.5}},
+        "update_mask": {"paths": ["metrics"]},
+    }
+    updated = json.loads(await grpcurl(server, f"{SERVICE}/UpdateExperiment", data=patch))
+    assert updated["experiment"]["metrics"] == {"oos_sharpe": 1.5}
+    assert updated["experiment"]["parameters"] == {"max_depth": 6}
+
 
 async def test_health_check_is_serving(server: GrpcServer) -> None:
     overall = json.loads(await grpcurl(server, "grpc.health.v1.Health/Check"))
