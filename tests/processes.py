@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +80,18 @@ async def start(module: str, env: Mapping[str, str], cwd: Path) -> ServiceProces
     return ServiceProcess(process)
 
 
+@contextlib.asynccontextmanager
+async def running(module: str, env: Mapping[str, str], cwd: Path) -> AsyncIterator[ServiceProcess]:
+    """A started service, killed on the way out if the test left it running."""
+    service = await start(module, env, cwd)
+    try:
+        yield service
+    finally:
+        await service.kill()
+
+
 async def run_to_exit(module: str, env: Mapping[str, str], cwd: Path) -> tuple[int, str]:
     """Run until it exits by itself; the exit code and stderr."""
-    base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module, cwd=cwd, env={**base, **env},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(30):
-        _, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stderr.decode()
+    async with running(module, env, cwd) as service:
+        code = await service.wait(within=30)
+    return code, "".join(line + "\n" for line in service.raw)

@@ -17,13 +17,12 @@ from research.experiments.v1 import experiments_pb2_grpc
 from tests.conftest import rpc_error
 from tests.experiments_svc.conftest import STRATEGY
 from tests.pg_cluster import free_port
-from tests.processes import run_to_exit, start
+from tests.processes import run_to_exit, running, start
 
 
 async def test_starts_on_the_embedded_sqlite_default(tmp_path: Path) -> None:
     # No DATABASE_URL: a SQLite file under .data/ in the working directory.
-    service = await start("experiments_svc", {"EXPERIMENTS_ADDR": "127.0.0.1:0"}, tmp_path)
-    try:
+    async with running("experiments_svc", {"EXPERIMENTS_ADDR": "127.0.0.1:0"}, tmp_path) as service:
         port = await service.listening_port()
         async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = experiments_pb2_grpc.ExperimentServiceStub(channel)
@@ -31,8 +30,6 @@ async def test_starts_on_the_embedded_sqlite_default(tmp_path: Path) -> None:
         assert (tmp_path / ".data" / "experiments.db").stat().st_size > 0
         service.terminate()
         assert await service.wait() == 0
-    finally:
-        await service.kill()
     request_lines = [line for line in service.lines if line.get("rpc")]
     assert [(line["rpc"], line["code"]) for line in request_lines] == [
         ("/research.experiments.v1.ExperimentService/CreateExperiment", "OK")
@@ -42,8 +39,7 @@ async def test_starts_on_the_embedded_sqlite_default(tmp_path: Path) -> None:
 
 
 async def test_request_id_from_the_caller_is_logged(tmp_path: Path) -> None:
-    service = await start("experiments_svc", {"EXPERIMENTS_ADDR": "127.0.0.1:0"}, tmp_path)
-    try:
+    async with running("experiments_svc", {"EXPERIMENTS_ADDR": "127.0.0.1:0"}, tmp_path) as service:
         port = await service.listening_port()
         async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = experiments_pb2_grpc.ExperimentServiceStub(channel)
@@ -51,8 +47,6 @@ async def test_request_id_from_the_caller_is_logged(tmp_path: Path) -> None:
             await rpc_error(stub.GetExperiment(request, metadata=[("x-request-id", "req-77")]))
         service.terminate()
         assert await service.wait() == 0
-    finally:
-        await service.kill()
     (line,) = [line for line in service.lines if line.get("rpc")]
     assert (line["request_id"], line["code"]) == ("req-77", "INVALID_ARGUMENT")
 
