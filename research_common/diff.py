@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 Direction = Literal["minimize", "maximize"]
 MINIMIZE: Direction = "minimize"
@@ -35,7 +35,7 @@ _MAXIMIZE_SUFFIXES = (
 
 
 def _ends_with(name: str, word: str) -> bool:
-    """ "ends with W": the name is W, or ends with `_W`."""
+    """The contract's "ends with W": the name is W, or ends with `_W`."""
     return name == word or name.endswith("_" + word)
 
 
@@ -69,7 +69,7 @@ def choose_direction(
     return builtin_direction(metric) or default
 
 
-def counts_for_best(value: object) -> bool:
+def counts_for_best(value: object) -> TypeGuard[int | float]:
     """Only a finite number counts for "best"; a boolean is not a number here."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
@@ -115,7 +115,6 @@ def compare_metrics(
         for row_id, value in values.items():
             if not counts_for_best(value):
                 continue
-            assert isinstance(value, int | float)  # for the type checker: counts_for_best
             # Strict comparison: on a tie the earlier row keeps "best".
             better = value < best_value if direction == MINIMIZE else value > best_value
             if best_id is None or better:
