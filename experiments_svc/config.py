@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from research_common.config import env_bool, env_float, env_log_level, parse_address
+from research_common.auth import Tokens
+from research_common.config import (
+    env_bool,
+    env_float,
+    env_log_level,
+    optional_address,
+    parse_address,
+)
+from research_common.tls import TlsSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# Where ImportRun finds the tracking service.
+DEFAULT_TRACKING_ADDRESS = "127.0.0.1:50052"
 # The embedded default: a SQLite file under .data/ in the working directory.
 DEFAULT_DATABASE_URL = "sqlite:///.data/experiments.db"
 
@@ -25,9 +35,20 @@ class Settings:
     health_interval: float = 2.0
     # Seconds allowed to connect to the database, and for one statement.
     db_timeout: float = 5.0
+    tracking_address: str = DEFAULT_TRACKING_ADDRESS
+    # Seconds ImportRun waits for the tracking service (less when the
+    # caller's own deadline is nearer). Under the gateway's 5 s deadline, so
+    # that a tracking outage is a 503 rather than a 504.
+    tracking_timeout: float = 4.5
     # Seconds in-flight calls may take to finish after SIGTERM.
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
+    # Bearer tokens every call must carry (API_TOKENS); none: no token asked.
+    tokens: Tokens = field(default_factory=Tokens)
+    # TLS_CERT_FILE / TLS_KEY_FILE (serve TLS), TLS_CA_FILE (dial TLS).
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    # Where Prometheus metrics are served (host:port); unset: not served.
+    metrics_address: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +61,13 @@ class Settings:
             auto_migrate=env_bool(env, "AUTO_MIGRATE", True),
             health_interval=env_float(env, "HEALTH_CHECK_INTERVAL", 2.0, minimum=0.05),
             db_timeout=env_float(env, "DB_TIMEOUT", 5.0, minimum=0.1),
+            tracking_address=parse_address(
+                "TRACKING_ADDR", env.get("TRACKING_ADDR") or DEFAULT_TRACKING_ADDRESS
+            ),
+            tracking_timeout=env_float(env, "TRACKING_TIMEOUT", 4.5, minimum=0.1),
             shutdown_grace=env_float(env, "SHUTDOWN_GRACE", 10.0),
             log_level=env_log_level(env),
+            tokens=Tokens.from_env(env),
+            tls=TlsSettings.from_env(env),
+            metrics_address=optional_address(env, "METRICS_ADDR"),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from sqlalchemy import RowMapping
 
@@ -19,24 +19,6 @@ Record = RowMapping | Mapping[str, Any]
 def has_field(message: Message, name: str) -> bool:
     """HasField by a name known only at run time (the stubs want literals)."""
     return message.HasField(name)
-
-
-def json_to_value(value: Any) -> struct_pb2.Value:
-    """Plain JSON (None included) as a protobuf Value."""
-    message = struct_pb2.Value()
-    if value is None:
-        message.null_value = struct_pb2.NULL_VALUE
-    elif isinstance(value, bool):
-        message.bool_value = value
-    elif isinstance(value, int | float):
-        message.number_value = value
-    elif isinstance(value, str):
-        message.string_value = value
-    elif isinstance(value, dict):
-        message.struct_value.update(value)
-    else:
-        message.list_value.extend(value)
-    return message
 
 
 def _timestamp(value: Any) -> timestamp_pb2.Timestamp:

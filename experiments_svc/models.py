@@ -73,6 +73,9 @@ class ExperimentRow(Base):
         Index("ix_experiments_strategy_id_created_at_id", "strategy_id", "created_at", "id"),
         *(
             Index(f"ix_experiments_{name}_created_at_id", name, "created_at", "id")
-            for name in OPTIONAL_TEXT_FIELDS
+            for name in VERSION_FIELDS
         ),
+        # One experiment per MLflow run: ImportRun's idempotency rests on it,
+        # and it also serves the mlflow_run_id filter (at most one row).
+        Index("ux_experiments_mlflow_run_id", "mlflow_run_id", unique=True),
     )

@@ -9,6 +9,7 @@ from grpc import aio
 
 from experiments_svc.config import Settings
 from experiments_svc.db import create_engine, ping, translate_error
+from experiments_svc.imports import TrackingClient
 from experiments_svc.migrate import migrate
 from experiments_svc.service import ExperimentService
 from experiments_svc.store import ExperimentStore
@@ -29,7 +30,8 @@ async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, i
     except BaseException:
         await engine.dispose()
         raise
-    service = ExperimentService(ExperimentStore(engine))
+    tracking = TrackingClient(settings.tracking_address, settings.tracking_timeout, settings.tls)
+    service = ExperimentService(ExperimentStore(engine), tracking)
     server: GrpcServer
 
     def translate(error: BaseException) -> ServiceError | None:
@@ -48,7 +50,11 @@ async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, i
         probe=functools.partial(ping, engine),
         translate=translate,
         health_interval=settings.health_interval,
+        tokens=settings.tokens,
+        metrics_address=settings.metrics_address,
+        tls=settings.tls,
         probe_timeout=settings.db_timeout,
     )
     server.on_stop(engine.dispose)
+    server.on_stop(tracking.close)
     return server, server.port

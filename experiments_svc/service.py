@@ -11,19 +11,20 @@ from typing import Any
 from grpc import aio
 
 from experiments_svc import validation as check
-from experiments_svc.convert import Record, has_field, json_to_value, to_proto
+from experiments_svc.convert import Record, has_field, to_proto
+from experiments_svc.imports import TrackingClient, record_from_run
 from experiments_svc.models import OPTIONAL_TEXT_FIELDS, WRITE_ONCE_FIELDS
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research_common import diff
-from research_common.errors import InvalidArgument, NotFound, Unimplemented, echo
+from research_common.diff_messages import write_metric_diff, write_value_diff
+from research_common.errors import AlreadyExists, InvalidArgument, NotFound, echo
 
 Context = aio.ServicerContext[Any, Any]
 Clock = Callable[[], datetime]
 
 EXPERIMENT_TYPE = experiments_pb2.Experiment.DESCRIPTOR.full_name
 NOT_FOUND_MESSAGE = "Experiment not found"
-MIN_COMPARE, MAX_COMPARE = 2, 10
 
 # Update rules by field of Experiment (CONTRACT §5).
 WRITABLE = ("mlflow_run_id", "parameters", "metrics", "artifacts")
@@ -87,8 +88,11 @@ def _changes(experiment: experiments_pb2.Experiment, paths: list[str]) -> dict[s
 
 
 class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
-    def __init__(self, store: ExperimentStore, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: ExperimentStore, tracking: TrackingClient, clock: Clock = utc_now
+    ) -> None:
         self._store = store
+        self._tracking = tracking
         self._clock = clock
 
     async def CreateExperiment(
@@ -177,20 +181,36 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
     async def ImportRun(
         self, request: experiments_pb2.ImportRunRequest, context: Context
     ) -> experiments_pb2.ImportRunResponse:
-        raise Unimplemented("ImportRun is not available yet: it needs the tracking service")
+        """Idempotent: the experiment already recording the run is returned
+        as it is; otherwise the run is fetched from the tracking service and
+        recorded. Racing imports of one run meet at the unique index: one
+        inserts, the others find its row."""
+        if not request.mlflow_run_id:
+            raise InvalidArgument.field("mlflow_run_id", "is required")
+        run_id = check.check_text("mlflow_run_id", request.mlflow_run_id)
+        existing = await self._store.find_by_run_id(run_id)
+        if existing is not None:
+            return _imported(existing, created=False)
+        run = await self._tracking.get_run(run_id, context.time_remaining())
+        record = record_from_run(run, self._clock())
+        try:
+            await self._store.insert(record)
+        except AlreadyExists:
+            existing = await self._store.find_by_run_id(run_id)
+            if existing is None:  # recorded and deleted again in between
+                raise
+            return _imported(existing, created=False)
+        return _imported(record, created=True)
+
+
+def _imported(record: Record, *, created: bool) -> experiments_pb2.ImportRunResponse:
+    return experiments_pb2.ImportRunResponse(experiment=to_proto(record), created=created)
 
 
 def _compare_ids(raw: Any) -> list[uuid.UUID]:
-    if not MIN_COMPARE <= len(raw) <= MAX_COMPARE:
-        raise InvalidArgument.field(
-            "experiment_ids", f"must hold {MIN_COMPARE} to {MAX_COMPARE} ids, got {len(raw)}"
-        )
+    diff.check_compare_count("experiment_ids", len(raw))
     ids = [check.parse_uuid(f"experiment_ids[{i}]", value) for i, value in enumerate(raw)]
-    repeated = sorted({str(i) for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise InvalidArgument.field(
-            "experiment_ids", f"must be distinct; repeated: {', '.join(repeated)}"
-        )
+    diff.check_distinct("experiment_ids", ids)
     return ids
 
 
@@ -212,19 +232,9 @@ def _comparison(
     response = experiments_pb2.CompareExperimentsResponse(
         experiments=[to_proto(r) for r in records]
     )
-    for name, metric in metrics.items():
-        entry = response.metric_diff[name]
-        entry.direction = metric.direction
-        if metric.best is not None:
-            entry.best_id = metric.best
-        for key, value in metric.values.items():
-            entry.values[key].CopyFrom(json_to_value(value))
-    for target, comparisons in ((response.param_diff, params), (response.lineage_diff, lineage)):
-        for name, comparison in comparisons.items():
-            value_diff = target[name]
-            value_diff.varies = comparison.varies
-            for key, value in comparison.values.items():
-                value_diff.values[key].CopyFrom(json_to_value(value))
+    write_metric_diff(response.metric_diff, metrics, "best_id")
+    write_value_diff(response.param_diff, params)
+    write_value_diff(response.lineage_diff, lineage)
     return response
 
 

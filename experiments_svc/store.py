@@ -7,15 +7,24 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, exc, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from experiments_svc.convert import Record
 from experiments_svc.models import ExperimentRow
+from research_common.errors import AlreadyExists
 
 _table: Table = ExperimentRow.__table__  # type: ignore[assignment]
 _NEWEST_FIRST = (_table.c.created_at.desc(), _table.c.id.desc())
 _TICK = timedelta(microseconds=1)
+
+
+def _run_recorded(mlflow_run_id: object) -> AlreadyExists:
+    # The only constraint a write can break besides the random primary key.
+    return AlreadyExists(
+        f"an experiment already records MLflow run {mlflow_run_id}; "
+        "each run is recorded once (find it with ?mlflow_run_id=)"
+    )
 
 
 class ExperimentStore:
@@ -23,8 +32,20 @@ class ExperimentStore:
         self._engine = engine
 
     async def insert(self, record: Mapping[str, Any]) -> None:
-        async with self._engine.begin() as connection:
-            await connection.execute(insert(_table).values(**record))
+        """Add a row; AlreadyExists when another row records the same MLflow
+        run (a unique index enforces it, so racing imports cannot both win)."""
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(_table).values(**record))
+        except exc.IntegrityError:
+            raise _run_recorded(record.get("mlflow_run_id")) from None
+
+    async def find_by_run_id(self, mlflow_run_id: str) -> Record | None:
+        async with self._engine.connect() as connection:
+            result = await connection.execute(
+                select(_table).where(_table.c.mlflow_run_id == mlflow_run_id)
+            )
+            return result.mappings().first()
 
     async def get(self, experiment_id: uuid.UUID) -> Record | None:
         async with self._engine.connect() as connection:
@@ -65,9 +86,13 @@ class ExperimentStore:
                 return current
             updated_at = max(now, current["updated_at"] + _TICK)
             values = {**changes, "updated_at": updated_at}
-            await connection.execute(
-                update(_table).where(_table.c.id == experiment_id).values(**values)
-            )
+            try:
+                await connection.execute(
+                    update(_table).where(_table.c.id == experiment_id).values(**values)
+                )
+            except exc.IntegrityError:
+                # The transaction rolls back as the error leaves the block.
+                raise _run_recorded(changes.get("mlflow_run_id")) from None
             return {**current, **values}
 
     async def delete(self, experiment_id: uuid.UUID) -> bool:

@@ -13,6 +13,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 
+from research_common.errors import InvalidArgument
+
+# Both compares take 2 to 10 distinct ids.
+MIN_COMPARED, MAX_COMPARED = 2, 10
+
 Direction = Literal["minimize", "maximize"]
 MINIMIZE: Direction = "minimize"
 MAXIMIZE: Direction = "maximize"
@@ -156,3 +161,18 @@ def compare_values(rows: Rows, keys: Iterable[str] | None = None) -> dict[str, V
         }
         result[key] = ValueComparison(values=values, varies=varies)
     return result
+
+
+def check_compare_count(field: str, count: int) -> None:
+    """2 to 10 ids, or INVALID_ARGUMENT naming `field`."""
+    if not MIN_COMPARED <= count <= MAX_COMPARED:
+        raise InvalidArgument.field(
+            field, f"must hold {MIN_COMPARED} to {MAX_COMPARED} ids, got {count}"
+        )
+
+
+def check_distinct(field: str, ids: Sequence[object]) -> None:
+    """No id twice, or INVALID_ARGUMENT listing the repeated ones."""
+    repeated = sorted({str(i) for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise InvalidArgument.field(field, f"must be distinct; repeated: {', '.join(repeated)}")

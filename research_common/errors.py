@@ -59,6 +59,14 @@ class InvalidArgument(ServiceError):
 class FailedPrecondition(ServiceError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
+    @classmethod
+    def violation(cls, kind: str, subject: str, description: str) -> FailedPrecondition:
+        """`description`, with a `PreconditionFailure` detail naming what is wrong."""
+        violation = error_details_pb2.PreconditionFailure.Violation(
+            type=kind, subject=subject, description=description
+        )
+        return cls(description, [error_details_pb2.PreconditionFailure(violations=[violation])])
+
 
 class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
@@ -93,6 +101,10 @@ class Unavailable(ServiceError):
 
 class DeadlineExceeded(ServiceError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Unauthenticated(ServiceError):
+    code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class Internal(ServiceError):

@@ -8,44 +8,20 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncpg
 import pytest
 from grpc import aio
 
 from experiments_svc.config import Settings
-from experiments_svc.db import create_engine
-from experiments_svc.migrate import migrate
 from experiments_svc.server import create_server
 from research.experiments.v1 import experiments_pb2_grpc
 from research_common.server import GrpcServer
+from tests.conftest import truncate_experiments
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub
 
 STRATEGY = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 OTHER_STRATEGY = "0f0e0d0c-0b0a-4998-8776-655443322110"
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(url, timeout=5)
-    try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def migrated_postgres(postgres_database: str) -> str:
-    asyncio.run(_migrate(postgres_database))
-    return postgres_database
-
-
-async def _truncate(url: str) -> None:
-    connection = await asyncpg.connect(url, timeout=5)
-    try:
-        await connection.execute("TRUNCATE experiments")
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -56,7 +32,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'experiments.db'}"
         return
     url: str = request.getfixturevalue("migrated_postgres")
-    asyncio.run(_truncate(url))
+    asyncio.run(truncate_experiments(url))
     yield url
 
 

@@ -25,8 +25,9 @@ EXPECTED_INDEXES = {
     "ix_experiments_feature_version_created_at_id": ["feature_version", "created_at", "id"],
     "ix_experiments_model_version_created_at_id": ["model_version", "created_at", "id"],
     "ix_experiments_git_commit_hash_created_at_id": ["git_commit_hash", "created_at", "id"],
-    "ix_experiments_mlflow_run_id_created_at_id": ["mlflow_run_id", "created_at", "id"],
+    "ux_experiments_mlflow_run_id": ["mlflow_run_id"],
 }
+UNIQUE_INDEXES = {"ux_experiments_mlflow_run_id"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -43,12 +44,13 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
 def _schema(connection: Connection) -> dict[str, Any]:
     inspector = inspect(connection)
     tables = set(inspector.get_table_names())
-    indexes = (
-        {ix["name"]: ix["column_names"] for ix in inspector.get_indexes("experiments")}
-        if "experiments" in tables
-        else {}
-    )
-    return {"tables": tables, "indexes": indexes, "revision": current_revision(connection)}
+    found = inspector.get_indexes("experiments") if "experiments" in tables else []
+    return {
+        "tables": tables,
+        "indexes": {ix["name"]: ix["column_names"] for ix in found},
+        "unique": {ix["name"] for ix in found if ix["unique"]},
+        "revision": current_revision(connection),
+    }
 
 
 def _model_drift(connection: Connection) -> list[Any]:
@@ -61,7 +63,7 @@ async def test_upgrade_to_head_and_downgrade_to_base(empty_database: str) -> Non
     try:
         async with engine.connect() as connection:
             before = await connection.run_sync(_schema)
-        assert before == {"tables": set(), "indexes": {}, "revision": None}
+        assert before == {"tables": set(), "indexes": {}, "unique": set(), "revision": None}
 
         await migrate(engine)
         async with engine.connect() as connection:
@@ -69,14 +71,20 @@ async def test_upgrade_to_head_and_downgrade_to_base(empty_database: str) -> Non
             drift = await connection.run_sync(_model_drift)
         assert after["tables"] == {"experiments", "alembic_version"}
         assert after["indexes"] == EXPECTED_INDEXES
-        assert after["revision"] == "0001"
+        assert after["unique"] == UNIQUE_INDEXES
+        assert after["revision"] == "0002"
         assert drift == []  # the migrations build exactly what the models describe
 
         await migrate(engine)  # idempotent at head
         await migrate(engine, "downgrade", "base")
         async with engine.connect() as connection:
             back = await connection.run_sync(_schema)
-        assert back == {"tables": {"alembic_version"}, "indexes": {}, "revision": None}
+        assert back == {
+            "tables": {"alembic_version"},
+            "indexes": {},
+            "unique": set(),
+            "revision": None,
+        }
     finally:
         await engine.dispose()
 

@@ -1,0 +1,54 @@
+"""The §7 comparisons written into response messages. Both services'
+`MetricDiff` and `ValueDiff` messages have the same shape: a `values` map of
+`google.protobuf.Value`, then `direction` and the best id, or `varies`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from research_common.diff import MetricComparison, ValueComparison
+
+
+def json_to_value(value: Any) -> struct_pb2.Value:
+    """Plain JSON (None included) as a protobuf Value. A NaN or ±inf float
+    stays a number here; the gateway renders it null."""
+    message = struct_pb2.Value()
+    if value is None:
+        message.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(value, bool):
+        message.bool_value = value
+    elif isinstance(value, int | float):
+        message.number_value = value
+    elif isinstance(value, str):
+        message.string_value = value
+    elif isinstance(value, dict):
+        message.struct_value.update(value)
+    else:
+        message.list_value.extend(value)
+    return message
+
+
+def write_metric_diff(
+    target: Any, comparisons: Mapping[str, MetricComparison], best_field: str
+) -> None:
+    """Fill a `map<string, MetricDiff>`; `best_field` names the message's
+    best-id field (`best_id` or `best_run_id`)."""
+    for name, metric in comparisons.items():
+        entry = target[name]
+        entry.direction = metric.direction
+        if metric.best is not None:
+            setattr(entry, best_field, metric.best)
+        for key, value in metric.values.items():
+            entry.values[key].CopyFrom(json_to_value(value))
+
+
+def write_value_diff(target: Any, comparisons: Mapping[str, ValueComparison]) -> None:
+    """Fill a `map<string, ValueDiff>`."""
+    for name, comparison in comparisons.items():
+        entry = target[name]
+        entry.varies = comparison.varies
+        for key, value in comparison.values.items():
+            entry.values[key].CopyFrom(json_to_value(value))

@@ -1,0 +1,247 @@
+"""The MLflow side of the façade: MLflow's own client, run on a bounded pool
+of threads with a time limit per call, and its failures sorted into "not
+found", "bad input" and "unavailable".
+
+MLflow's client blocks, and by default retries a failed request for minutes.
+Here each request is one attempt with a timeout of a few seconds, and the
+caller's wait is cut at the call's deadline whatever the thread is doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from mlflow.entities import Experiment, Metric, Run, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
+from mlflow.tracking import MlflowClient
+
+from research_common.errors import DeadlineExceeded, InvalidArgument, ServiceError, Unavailable
+from tracking_svc.config import Settings
+
+log = logging.getLogger("tracking.mlflow")
+
+T = TypeVar("T")
+
+# Leave this much of the caller's deadline for the answer to travel back.
+_DEADLINE_MARGIN = 0.05
+_NOT_FOUND = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+_INVALID = ErrorCode.Name(INVALID_PARAMETER_VALUE)
+_EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
+# MLflow's SQL stores keep ±inf as the largest finite double.
+_INF_STAND_IN = sys.float_info.max
+
+
+class RunNotFound(Exception):
+    """MLflow answered that the run does not exist (never raised for an outage)."""
+
+
+def configure_http(settings: Settings) -> None:
+    """Bound MLflow's HTTP client: one attempt per request, a timeout of a few
+    seconds, a connection pool as large as the thread pool. MLflow reads
+    these variables at each request; they are process-wide, and this process
+    only talks to one tracking server."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.http_timeout)
+    os.environ["MLFLOW_HTTP_POOL_MAXSIZE"] = str(settings.workers)
+
+
+def restore_infinity(value: float) -> float:
+    """A metric as it was logged: MLflow's SQL stores turn ±inf into ±max."""
+    if abs(value) == _INF_STAND_IN:
+        return float("inf") if value > 0 else float("-inf")
+    return value
+
+
+def _error_code(error: MlflowException) -> str:
+    return str(getattr(error, "error_code", ""))
+
+
+def translate(error: BaseException) -> ServiceError | None:
+    """What an MLflow failure means for the caller; None for a bug.
+
+    Anything MLflow raises that is not about the request itself is
+    UNAVAILABLE: refused connections, timeouts, 5xx answers, a locked store.
+    It is never reported as a missing run.
+    """
+    if isinstance(error, MlflowException):
+        if _error_code(error) == _INVALID:
+            return InvalidArgument(f"MLflow rejected the request: {error.message}")
+        log.warning("MLflow unavailable: %s", error.message)
+        return Unavailable("the MLflow tracking server is unavailable; retry later")
+    if isinstance(error, TimeoutError):
+        return Unavailable("the MLflow tracking server did not answer in time; retry later")
+    if isinstance(error, OSError):
+        return Unavailable("the MLflow tracking store is unavailable; retry later")
+    return None
+
+
+class TrackingBackend:
+    """MLflow's client behind a bounded thread pool, with the default
+    experiment resolved (and created when absent) on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        configure_http(settings)
+        _prepare_local_store(settings.tracking_uri)
+        self._settings = settings
+        self._client = MlflowClient(tracking_uri=settings.tracking_uri)
+        self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="mlflow")
+        self._default_experiment_id: str | None = None
+
+    async def call(self, fn: Callable[[], T], deadline: float | None = None) -> T:
+        """Run `fn` on the pool; give up at `deadline` (a time.monotonic()
+        value) or after MLFLOW_TIMEOUT, whichever comes first."""
+        limit = self._settings.mlflow_timeout
+        callers_limit = False
+        if deadline is not None and deadline - time.monotonic() - _DEADLINE_MARGIN < limit:
+            # The caller's deadline is nearer: running out of time then says
+            # nothing about MLflow's health.
+            limit = deadline - time.monotonic() - _DEADLINE_MARGIN
+            callers_limit = True
+        expires = time.monotonic() + limit
+
+        def job() -> T:
+            # A call that waited in the queue past its deadline is not run.
+            if time.monotonic() >= expires:
+                raise TimeoutError("the call's deadline passed while it waited for a worker")
+            return fn()
+
+        loop = asyncio.get_running_loop()
+        # The thread runs in the call's context, so its log lines carry the
+        # request id.
+        future = loop.run_in_executor(self._pool, contextvars.copy_context().run, job)
+        try:
+            return await asyncio.wait_for(future, max(limit, 0.0))
+        except TimeoutError:
+            if callers_limit:
+                raise DeadlineExceeded("the deadline passed before MLflow answered") from None
+            raise TimeoutError(f"MLflow did not answer within {limit:.1f} s") from None
+
+    async def close(self) -> None:
+        # Threads still waiting on MLflow finish within the HTTP timeout;
+        # nothing waits for them here.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # The calls below are blocking; run them through `call`.
+
+    def ping(self) -> None:
+        self._client.search_experiments(max_results=1)
+
+    def default_experiment_id(self) -> str:
+        """The id of MLFLOW_EXPERIMENT_NAME, created when absent."""
+        if self._default_experiment_id is None:
+            self._default_experiment_id = self._resolve_default_experiment()
+        return self._default_experiment_id
+
+    def _resolve_default_experiment(self) -> str:
+        name = self._settings.experiment_name
+        experiment = self._client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        try:
+            experiment_id = self._client.create_experiment(
+                name, artifact_location=self._settings.artifact_location
+            )
+            log.info("created the default experiment %r (id %s)", name, experiment_id)
+            return str(experiment_id)
+        except MlflowException as error:
+            if _error_code(error) != _EXISTS:
+                raise
+        # Another process created it between our lookup and our create.
+        experiment = self._client.get_experiment_by_name(name)
+        if experiment is None:
+            raise MlflowException(f"experiment {name!r} exists yet cannot be read")
+        return str(experiment.experiment_id)
+
+    def get_run(self, run_id: str) -> Run:
+        try:
+            return self._client.get_run(run_id)
+        except MlflowException as error:
+            if _error_code(error) == _NOT_FOUND:
+                raise RunNotFound(run_id) from None
+            raise
+
+    def search_runs(self, filter_string: str, max_results: int) -> list[Run]:
+        """Runs of the default experiment, newest first."""
+        return list(
+            self._client.search_runs(
+                [self.default_experiment_id()],
+                filter_string=filter_string,
+                max_results=max_results,
+                order_by=["attributes.start_time DESC"],
+            )
+        )
+
+    def find_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        """The runs that exist among `run_ids`, in one search of the default
+        experiment; ids not found there are looked for across every other
+        experiment in one more search."""
+        found = self._search_ids([self.default_experiment_id()], run_ids)
+        missing = [run_id for run_id in run_ids if run_id not in found]
+        if missing:
+            others = [
+                str(e.experiment_id)
+                for e in self._all_experiments(ViewType.ALL)
+                if str(e.experiment_id) != self.default_experiment_id()
+            ]
+            if others:
+                found.update(self._search_ids(others, missing))
+        return found
+
+    def _search_ids(self, experiment_ids: list[str], run_ids: Sequence[str]) -> dict[str, Run]:
+        # Run ids are checked against MLflow's own id rule before they get
+        # here (letters, digits, '_' and '-'), so quoting them is safe.
+        quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
+        runs = self._client.search_runs(
+            experiment_ids,
+            filter_string=f"attributes.run_id IN ({quoted})",
+            run_view_type=ViewType.ALL,
+            max_results=len(run_ids),
+        )
+        return {run.info.run_id: run for run in runs}
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every logged value of one metric; RunNotFound for an unknown run
+        (MLflow itself answers an empty history)."""
+        history = self._client.get_metric_history(run_id, key)
+        if not history:
+            self.get_run(run_id)
+        return sorted(history, key=lambda m: (m.step, m.timestamp))
+
+    def list_experiments(self) -> list[Experiment]:
+        return self._all_experiments(ViewType.ALL)
+
+    def _all_experiments(self, view_type: int) -> list[Experiment]:
+        experiments: list[Experiment] = []
+        token: str | None = None
+        while True:
+            page = self._client.search_experiments(view_type=view_type, page_token=token)
+            experiments.extend(page)
+            token = page.token
+            if not token:
+                return experiments
+
+
+def _prepare_local_store(tracking_uri: str) -> None:
+    """MLflow creates a SQLite store's file but not its folder."""
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix):
+        path = tracking_uri[len(prefix) :]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,74 @@
+"""MLflow entities to TrackingService messages."""
+
+from __future__ import annotations
+
+from mlflow.entities import Experiment, Metric, Run
+
+from research.tracking.v1 import tracking_pb2
+from tracking_svc.backend import restore_infinity
+
+RUN_TYPE_TAG = "run_type"
+UNKNOWN_RUN_TYPE = "unknown"
+
+
+def metrics_of(run: Run) -> dict[str, float]:
+    """Final metric values as logged (±inf included; NaN stays NaN)."""
+    return {key: restore_infinity(value) for key, value in run.data.metrics.items()}
+
+
+def run_name(run: Run) -> str:
+    return run.info.run_name or ""
+
+
+def summary(run: Run) -> tracking_pb2.RunSummary:
+    return tracking_pb2.RunSummary(
+        run_id=run.info.run_id,
+        run_name=run_name(run),
+        status=run.info.status,
+        start_time=run.info.start_time or 0,
+        params=run.data.params,
+        metrics=metrics_of(run),
+        tags=run.data.tags,
+    )
+
+
+def detail(run: Run) -> tracking_pb2.Run:
+    message = tracking_pb2.Run(
+        run_id=run.info.run_id,
+        run_name=run_name(run),
+        status=run.info.status,
+        start_time=run.info.start_time or 0,
+        artifact_uri=run.info.artifact_uri or "",
+        params=run.data.params,
+        metrics=metrics_of(run),
+        tags=run.data.tags,
+        experiment_id=str(run.info.experiment_id),
+    )
+    if run.info.end_time is not None:
+        message.end_time = run.info.end_time
+    return message
+
+
+def comparison_row(run: Run) -> tracking_pb2.RunComparison:
+    return tracking_pb2.RunComparison(
+        run_id=run.info.run_id,
+        run_name=run_name(run),
+        run_type=run.data.tags.get(RUN_TYPE_TAG) or UNKNOWN_RUN_TYPE,
+        params=run.data.params,
+        metrics=metrics_of(run),
+    )
+
+
+def metric_point(metric: Metric) -> tracking_pb2.MetricPoint:
+    return tracking_pb2.MetricPoint(
+        step=metric.step, timestamp=metric.timestamp, value=restore_infinity(metric.value)
+    )
+
+
+def experiment(value: Experiment) -> tracking_pb2.Experiment:
+    return tracking_pb2.Experiment(
+        experiment_id=str(value.experiment_id),
+        name=value.name,
+        artifact_location=value.artifact_location or "",
+        lifecycle_stage=value.lifecycle_stage,
+    )

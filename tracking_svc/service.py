@@ -1,0 +1,150 @@
+"""TrackingService: the RPC handlers. MLflow is reached only through
+`backend`; inputs are checked by `validation` first."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from grpc import aio
+from mlflow.entities import Run
+
+from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
+from research_common import diff
+from research_common.diff_messages import write_metric_diff, write_value_diff
+from research_common.errors import InvalidArgument, NotFound
+from tracking_svc import convert
+from tracking_svc import validation as check
+from tracking_svc.backend import RunNotFound, TrackingBackend
+from tracking_svc.lineage import LINEAGE_TAGS
+
+Context = aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+
+RUN_TYPE = "mlflow.Run"
+RUN_NOT_FOUND = "Run not found"
+
+
+def _deadline(context: Context) -> float | None:
+    """The call's deadline on the time.monotonic() clock, if it has one."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _run_not_found(run_ids: list[str]) -> NotFound:
+    message = f"{RUN_NOT_FOUND}: {', '.join(run_ids)}"
+    return NotFound.resources(message, RUN_TYPE, run_ids)
+
+
+class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
+    def __init__(self, backend: TrackingBackend) -> None:
+        self._backend = backend
+
+    async def _call(self, context: Context, fn: Callable[[], T]) -> T:
+        return await self._backend.call(fn, _deadline(context))
+
+    async def ListRuns(
+        self, request: tracking_pb2.ListRunsRequest, context: Context
+    ) -> tracking_pb2.ListRunsResponse:
+        clauses = []
+        for name in ("run_type", "strategy_id"):
+            if request.HasField(name):
+                value = check.filter_value(name, getattr(request, name))
+                # Safe to quote: the value is a plain token (FILTER_VALUE).
+                clauses.append(f"tags.{name} = '{value}'")
+        limit = check.limit(request.limit if request.HasField("limit") else None)
+        runs = await self._call(
+            context, lambda: self._backend.search_runs(" and ".join(clauses), limit)
+        )
+        return tracking_pb2.ListRunsResponse(
+            runs=[convert.summary(run) for run in runs], total=len(runs)
+        )
+
+    async def GetRun(
+        self, request: tracking_pb2.GetRunRequest, context: Context
+    ) -> tracking_pb2.GetRunResponse:
+        run_id = check.run_id(request.run_id)
+        try:
+            run = await self._call(context, lambda: self._backend.get_run(run_id))
+        except RunNotFound:
+            raise _run_not_found([run_id]) from None
+        return tracking_pb2.GetRunResponse(run=convert.detail(run))
+
+    async def GetRunMetrics(
+        self, request: tracking_pb2.GetRunMetricsRequest, context: Context
+    ) -> tracking_pb2.GetRunMetricsResponse:
+        run_id = check.run_id(request.run_id)
+        try:
+            run = await self._call(context, lambda: self._backend.get_run(run_id))
+        except RunNotFound:  # documented: an unknown run has no metrics
+            return tracking_pb2.GetRunMetricsResponse(run_id=run_id)
+        return tracking_pb2.GetRunMetricsResponse(run_id=run_id, metrics=convert.metrics_of(run))
+
+    async def GetRunParams(
+        self, request: tracking_pb2.GetRunParamsRequest, context: Context
+    ) -> tracking_pb2.GetRunParamsResponse:
+        run_id = check.run_id(request.run_id)
+        try:
+            run = await self._call(context, lambda: self._backend.get_run(run_id))
+        except RunNotFound:  # documented: an unknown run has no parameters
+            return tracking_pb2.GetRunParamsResponse(run_id=run_id)
+        return tracking_pb2.GetRunParamsResponse(run_id=run_id, params=run.data.params)
+
+    async def GetMetricHistory(
+        self, request: tracking_pb2.GetMetricHistoryRequest, context: Context
+    ) -> tracking_pb2.GetMetricHistoryResponse:
+        run_id = check.run_id(request.run_id)
+        key = check.metric_key(request.metric_key)
+        try:
+            history = await self._call(context, lambda: self._backend.metric_history(run_id, key))
+        except RunNotFound:
+            raise _run_not_found([run_id]) from None
+        return tracking_pb2.GetMetricHistoryResponse(
+            run_id=run_id, metric_key=key, history=[convert.metric_point(m) for m in history]
+        )
+
+    async def CompareRuns(
+        self, request: tracking_pb2.CompareRunsRequest, context: Context
+    ) -> tracking_pb2.CompareRunsResponse:
+        run_ids = check.compare_ids(request.run_ids)
+        overlap = diff.overlapping_overrides(request.maximize, request.minimize)
+        if overlap:
+            raise InvalidArgument.field(
+                "maximize", f"and minimize both name {', '.join(map(repr, overlap))}"
+            )
+        found = await self._call(context, lambda: self._backend.find_runs(run_ids))
+        missing = [run_id for run_id in run_ids if run_id not in found]
+        if missing:
+            raise _run_not_found(missing)
+        runs = [found[run_id] for run_id in run_ids]
+        return _comparison(runs, list(request.maximize), list(request.minimize))
+
+    async def ListExperiments(
+        self, request: tracking_pb2.ListExperimentsRequest, context: Context
+    ) -> tracking_pb2.ListExperimentsResponse:
+        experiments = await self._call(context, self._backend.list_experiments)
+        return tracking_pb2.ListExperimentsResponse(
+            experiments=[convert.experiment(e) for e in experiments]
+        )
+
+
+def _comparison(
+    runs: list[Run], maximize: list[str], minimize: list[str]
+) -> tracking_pb2.CompareRunsResponse:
+    rows = [convert.comparison_row(run) for run in runs]
+    metrics = diff.compare_metrics(
+        [(row.run_id, dict(row.metrics)) for row in rows],
+        maximize=maximize,
+        minimize=minimize,
+        default=diff.MAXIMIZE,  # as the tracking API document's example shows
+    )
+    params = diff.compare_values([(row.run_id, dict(row.params)) for row in rows])
+    lineage = diff.compare_values(
+        [(run.info.run_id, dict(run.data.tags)) for run in runs], LINEAGE_TAGS
+    )
+    response = tracking_pb2.CompareRunsResponse(runs=rows)
+    write_metric_diff(response.metric_diff, metrics, "best_run_id")
+    write_value_diff(response.param_diff, params)
+    write_value_diff(response.lineage_diff, lineage)
+    return response
