@@ -9,10 +9,14 @@ STUBS := gen/.generated
 PROTO_FILES := $(shell find protos -name '*.proto')
 BUF := node_modules/.bin/buf
 
-.PHONY: run test check lint typecheck buf-lint protos clean
+.PHONY: run demo test check lint typecheck buf-lint protos clean
 
 run: $(STUBS)
-	$(BIN)/python -m experiments_svc
+	$(BIN)/python scripts/run_all.py
+
+# The main job with demo data loaded once it is ready.
+demo: $(STUBS)
+	$(BIN)/python scripts/run_all.py --demo
 
 test: check
 	$(BIN)/pytest

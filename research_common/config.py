@@ -21,6 +21,12 @@ def parse_address(name: str, value: str) -> str:
     return value
 
 
+def optional_address(env: Mapping[str, str], name: str) -> str | None:
+    """`parse_address` of `name`, or None when it is unset or empty."""
+    raw = env.get(name)
+    return parse_address(name, raw) if raw else None
+
+
 def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -30,6 +36,19 @@ def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: flo
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
     if not value >= minimum:  # also rejects NaN
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
     return value
 

@@ -1,5 +1,6 @@
-"""The server interceptor of both services: request id, one log line per call,
-and the single place where exceptions become gRPC statuses."""
+"""The server interceptor of both services: bearer-token check, request id,
+one log line per call, and the single place where exceptions become gRPC
+statuses."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 from grpc import aio
 
-from research_common.errors import Internal, ServiceError
+from research_common.auth import AUTHORIZATION, AUTHORIZATION_HEADER, Tokens, refusal
+from research_common.errors import Internal, ServiceError, Unauthenticated
 from research_common.logging import REQUEST_ID
+from research_common.metrics import observe_rpc
 
 REQUEST_ID_HEADER = "x-request-id"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # Health checks arrive every few seconds from probes: log them at DEBUG only.
 _QUIET_PREFIX = "/grpc.health.v1.Health/"
+# Open without a token (CONTRACT §1): health and reflection.
+_OPEN_PREFIXES = (_QUIET_PREFIX, "/grpc.reflection.")
 
 # Turns an exception the handlers did not raise on purpose (a database
 # outage, say) into a ServiceError, or returns None for a bug.
@@ -35,6 +40,13 @@ def _request_id(metadata: Any) -> str:
     return uuid.uuid4().hex
 
 
+def _authorization(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == AUTHORIZATION_HEADER and isinstance(value, str):
+            return value
+    return None
+
+
 if TYPE_CHECKING:  # the stubs make it generic; at run time it is not
     _Interceptor: TypeAlias = aio.ServerInterceptor[Any, Any]
 else:
@@ -45,8 +57,9 @@ class ServiceInterceptor(_Interceptor):
     """Wraps every unary-unary handler (all RPCs of both services, and health
     Check; reflection's streams pass through untouched)."""
 
-    def __init__(self, translate: Translator | None = None) -> None:
+    def __init__(self, translate: Translator | None = None, tokens: Tokens | None = None) -> None:
         self._translate = translate
+        self._tokens = tokens or Tokens()
 
     async def intercept_service(
         self,
@@ -56,16 +69,23 @@ class ServiceInterceptor(_Interceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        metadata = handler_call_details.invocation_metadata
+        authorization = _authorization(metadata)
+        if not method.startswith(_OPEN_PREFIXES) and not self._tokens.accepts(authorization):
+            # Refused before any handler runs; unknown methods too, so that
+            # a caller without a token learns nothing about what exists.
+            return _refuse(method, Unauthenticated(refusal(authorization)))
         if handler is None or handler.unary_unary is None:
             return handler
-        method: str = handler_call_details.method
-        request_id = _request_id(handler_call_details.invocation_metadata)
+        request_id = _request_id(metadata)
         # grpc-stubs types handlers as sync; under grpc.aio they are coroutines.
         behaviour: Any = handler.unary_unary
         level = logging.DEBUG if method.startswith(_QUIET_PREFIX) else logging.INFO
 
         async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             token = REQUEST_ID.set(request_id)
+            credentials = AUTHORIZATION.set(authorization)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
@@ -87,7 +107,9 @@ class ServiceInterceptor(_Interceptor):
                 code = error.code
                 await _abort(context, error)
             finally:
-                elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+                elapsed = time.perf_counter() - started
+                observe_rpc(method, code.name, elapsed)
+                elapsed_ms = round(elapsed * 1000, 3)
                 log.log(
                     level,
                     "%s %s",
@@ -96,12 +118,25 @@ class ServiceInterceptor(_Interceptor):
                     extra={"rpc": method, "code": code.name, "duration_ms": elapsed_ms},
                 )
                 REQUEST_ID.reset(token)
+                AUTHORIZATION.reset(credentials)
 
         return grpc.unary_unary_rpc_method_handler(
             unary,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _refuse(method: str, error: ServiceError) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler that answers every call with `error` (and logs it, with no
+    token in the line)."""
+
+    async def refused(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        observe_rpc(method, error.code.name, 0.0)
+        log.info("%s %s", method, error.code.name, extra={"rpc": method, "code": error.code.name})
+        await _abort(context, error)
+
+    return grpc.unary_unary_rpc_method_handler(refused)
 
 
 async def _abort(context: aio.ServicerContext[Any, Any], error: ServiceError) -> None:

@@ -8,13 +8,17 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from wsgiref.simple_server import WSGIServer
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from research_common.auth import Tokens
 from research_common.health import HealthReporter, Probe
 from research_common.interceptor import ServiceInterceptor, Translator
+from research_common.metrics import serve_metrics
+from research_common.tls import TlsSettings
 
 log = logging.getLogger("research.server")
 
@@ -28,10 +32,18 @@ Cleanup = Callable[[], Awaitable[None]]
 class GrpcServer:
     """A started-or-startable grpc.aio server with its health reporting."""
 
-    def __init__(self, server: aio.Server, health: HealthReporter, port: int) -> None:
+    def __init__(
+        self,
+        server: aio.Server,
+        health: HealthReporter,
+        port: int,
+        metrics_address: str | None = None,
+    ) -> None:
         self.server = server
         self.health = health
         self.port = port
+        self.metrics_address = metrics_address
+        self._metrics: WSGIServer | None = None
         self._cleanups: list[Cleanup] = []
 
     def on_stop(self, cleanup: Cleanup) -> None:
@@ -39,6 +51,8 @@ class GrpcServer:
         self._cleanups.append(cleanup)
 
     async def start(self) -> None:
+        if self.metrics_address:
+            self._metrics = serve_metrics(self.metrics_address)
         await self.server.start()
         await self.health.check_once()
         self.health.start()
@@ -50,6 +64,9 @@ class GrpcServer:
         await self.server.stop(grace)
         for cleanup in reversed(self._cleanups):
             await cleanup()
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.shutdown)
+            self._metrics.server_close()
 
 
 def build_server(
@@ -61,11 +78,14 @@ def build_server(
     translate: Translator,
     health_interval: float,
     probe_timeout: float,
+    tokens: Tokens | None = None,
+    metrics_address: str | None = None,
+    tls: TlsSettings | None = None,
 ) -> GrpcServer:
     """A server with the interceptor, the service(s) `register` adds, health
     and reflection, bound to `address` (port 0 picks a free port)."""
     server = aio.server(
-        interceptors=[ServiceInterceptor(translate)],
+        interceptors=[ServiceInterceptor(translate, tokens)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -79,11 +99,15 @@ def build_server(
     reflection.enable_server_reflection(
         (*service_names, health_name, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    credentials = tls.server_credentials() if tls is not None else None
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     reporter = HealthReporter(
         servicer, service_names, probe, interval=health_interval, timeout=probe_timeout
     )
-    return GrpcServer(server, reporter, port)
+    return GrpcServer(server, reporter, port, metrics_address)
 
 
 async def serve_until_signalled(server: GrpcServer, grace: float, address: str) -> None:

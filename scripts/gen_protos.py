@@ -5,6 +5,10 @@ hand and never committed. Third-party protos are not committed either: the
 google/api annotations come from the installed googleapis-common-protos package
 and the well-known types from grpcio-tools. The google/api files are also copied
 to `.build/proto-deps/` so that `buf lint` can resolve imports offline.
+
+Beside the stubs it writes `gen/research/descriptors.binpb`, a FileDescriptorSet
+with source info: the descriptors compiled into the stubs carry no comments, and
+the gateway's OpenAPI document takes its descriptions from the proto comments.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 GEN = ROOT / "gen"
+# Written into gen/research/; read by gateway/openapi_comments.py.
+DESCRIPTOR_SET_NAME = "descriptors.binpb"
 PROTO_DEPS = ROOT / ".build" / "proto-deps"
 # The googleapis files our protos import, directly or through each other.
 GOOGLE_API_FILES = ("annotations.proto", "http.proto")
@@ -56,6 +62,10 @@ def main() -> int:
         f"--mypy_out={GEN}",
         f"--grpc_python_out={GEN}",
         f"--mypy_grpc_out={GEN}",
+        # Imports included: one self-contained set, comments of every file.
+        f"--descriptor_set_out={GEN / 'research' / DESCRIPTOR_SET_NAME}",
+        "--include_source_info",
+        "--include_imports",
         *sources,
     ]
     if protoc.main(args) != 0:

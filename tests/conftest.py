@@ -7,7 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
@@ -15,6 +15,9 @@ import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
+
+if TYPE_CHECKING:
+    from tests.mlflow_server import MlflowServer
 
 # The admin connection: tests create (and drop) their own databases on it.
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -31,8 +34,8 @@ def postgres_url(database: str) -> str:
     return f"{base}/{database}"
 
 
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(ADMIN_URL, timeout=5)
+async def _admin(statement: str, url: str = ADMIN_URL) -> None:
+    connection = await asyncpg.connect(url, timeout=5)
     try:
         await connection.execute(statement)
     finally:
@@ -57,11 +60,43 @@ def drop_database(name: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real `mlflow server` for the session (tracking and gateway tests)."""
+    from tests.mlflow_server import MlflowServer  # it imports this module's helpers
+
+    with MlflowServer(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """URL of a database created for this test session and dropped after."""
     name = create_database("research_test")
     yield postgres_url(name)
     drop_database(name)
+
+
+async def _migrate(url: str) -> None:
+    from experiments_svc.db import create_engine
+    from experiments_svc.migrate import migrate
+
+    engine = create_engine(url, timeout=5)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_database: str) -> str:
+    """The session's PostgreSQL database with the experiments schema."""
+    asyncio.run(_migrate(postgres_database))
+    return postgres_database
+
+
+async def truncate_experiments(url: str) -> None:
+    """Empty the experiments table of the PostgreSQL database at `url`."""
+    await _admin("TRUNCATE experiments", url)
 
 
 def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:

@@ -1,0 +1,203 @@
+"""The HTTP side of one exchange, on plain ASGI: the request's parts, its body
+read within a size and time limit, and a JSON answer sent back."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+import grpc
+import orjson
+
+from gateway.errors import HttpError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+REQUEST_ID_HEADER = "x-request-id"
+# A caller's request id is kept when it is short and plain; otherwise a new
+# one is made (it goes into logs and gRPC metadata).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# gRPC's timeout header: up to 8 digits and a unit (PROTOCOL-HTTP2.md).
+_GRPC_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
+_UNIT_SECONDS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_JSON_TYPES = ("application/json",)
+# Deepest nesting of objects and arrays a body may have (the body itself is
+# level 1). A free-form object (a Struct) costs protobuf three message levels
+# per JSON level, and protobuf refuses to decode messages nested more than
+# 100 deep: without this bound a body nested ~35 levels passed the gateway
+# and failed in the service's decoder (500 UNKNOWN, protobuf internals in
+# the message), and one nested a few hundred levels hit Python's recursion
+# limit in the gateway itself (500). 32 also leaves room for the one level a
+# response wraps a stored value in (GetExperimentResponse.experiment).
+MAX_JSON_DEPTH = 32
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+class Request:
+    """The parts of an ASGI HTTP request the gateway uses."""
+
+    __slots__ = ("headers", "method", "path", "query", "request_id", "route")
+
+    def __init__(self, scope: Scope) -> None:
+        self.method: str = scope["method"]
+        raw = scope.get("raw_path")
+        # raw_path keeps %2F inside a segment apart from a separator.
+        self.path = raw.decode("latin-1") if raw else quote(scope["path"])
+        self.query: bytes = scope.get("query_string", b"")
+        self.headers: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            self.headers[key.decode("latin-1").lower()] = value.decode("latin-1")
+        given = self.headers.get(REQUEST_ID_HEADER, "")
+        self.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        # The route template once matched: the label of logs and metrics.
+        self.route = "unmatched"
+
+    def query_params(self) -> dict[str, list[str]]:
+        """Every parameter and its values in order; 400 on bad encoding."""
+        params: dict[str, list[str]] = {}
+        if not self.query:
+            return params
+        for pair in self.query.split(b"&"):
+            if not pair:
+                continue
+            key, _, value = pair.partition(b"=")
+            name, text = _decode_query(key), _decode_query(value)
+            if not name:
+                raise HttpError.bad_request("a query parameter has no name")
+            params.setdefault(name, []).append(text)
+        return params
+
+    def timeout(self, default: float, maximum: float) -> float:
+        """The gRPC deadline in seconds: `Grpc-Timeout` when sent, capped."""
+        raw = self.headers.get("grpc-timeout")
+        if raw is None:
+            return default
+        match = _GRPC_TIMEOUT.fullmatch(raw.strip())
+        if match is None:
+            raise HttpError.bad_request(
+                f"Grpc-Timeout must be 1 to 8 digits and a unit (H, M, S, m, u, n), got {raw!r}",
+                "Grpc-Timeout",
+            )
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        if seconds <= 0:
+            raise HttpError.bad_request("Grpc-Timeout must be more than zero", "Grpc-Timeout")
+        return min(seconds, maximum)
+
+    def check_json_content_type(self) -> None:
+        """415 for a body that does not say it is JSON."""
+        given = self.headers.get("content-type")
+        if given is None:
+            return  # no header: take it as JSON, as most JSON APIs do
+        media = given.split(";", 1)[0].strip().lower()
+        if media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
+            return
+        raise HttpError(
+            415,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Content-Type must be application/json, got {given[:100]!r}"
+            " (with curl: -H 'Content-Type: application/json')",
+        )
+
+
+def _decode_query(raw: bytes) -> str:
+    try:
+        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError.bad_request("the query string is not valid UTF-8") from None
+
+
+async def read_body(request: Request, receive: Receive, limit: int) -> bytes:
+    """The whole body; 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(
+        413,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"the request body is larger than {limit} bytes",
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of `body`; 400 naming the problem when it is not JSON
+    or nests deeper than MAX_JSON_DEPTH."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise HttpError.bad_request(f"the body is not valid JSON: {error}") from None
+    _check_depth(value)
+    return value
+
+
+def _check_depth(value: Any) -> None:
+    """400 naming the top-level field (a key, or `[i]` in an array body)
+    under which `value` nests deeper than MAX_JSON_DEPTH. Iterative: the
+    point is not to recurse on what the caller sent."""
+    pending: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while pending:
+        item, depth, field = pending.pop()
+        if isinstance(item, dict):
+            children: Iterable[tuple[str, Any]] = item.items()
+        elif isinstance(item, list):
+            children = ((f"[{index}]", child) for index, child in enumerate(item))
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            where = field or "the body"
+            raise HttpError.bad_request(
+                f"{where} nests JSON deeper than {MAX_JSON_DEPTH} levels", field or None
+            )
+        pending.extend((child, depth + 1, field or key) for key, child in children)
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A body sent as it is (not JSON), e.g. Prometheus' text format."""
+
+    payload: bytes
+    content_type: str
+
+
+async def send_json(
+    send: Send, status: int, body: Any, headers: list[tuple[str, str]], *, empty: bool = False
+) -> None:
+    """Answer `status` with `body` as JSON (no body at all when `empty`;
+    a `Raw` body as it is)."""
+    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    if empty:
+        payload = b""
+    elif isinstance(body, Raw):
+        payload = body.payload
+        raw_headers.append((b"content-type", body.content_type.encode("latin-1")))
+    else:
+        payload = orjson.dumps(body)
+        raw_headers.append((b"content-type", b"application/json"))
+    raw_headers.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})

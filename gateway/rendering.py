@@ -1,0 +1,176 @@
+"""Protobuf messages to JSON values, by the rules of CONTRACT §3.
+
+- proto field names, and every field present: an unset field with presence
+  (a proto3 `optional` scalar, a message) is `null`, never absent;
+- 64-bit integers are JSON numbers, not the strings of proto3's JSON mapping;
+- a `Struct` number that is a whole number comes back as an integer, since
+  `Struct` holds every number as a double (`200`, not `200.0`);
+- NaN and ±Infinity become `null` (orjson writes non-finite floats as null);
+- `Timestamp` is an RFC 3339 UTC string; enums are their names.
+
+A renderer is compiled once per message type from its descriptor into a list
+of per-field closures, which costs far less per call than walking the
+descriptor each time (`json_format.MessageToDict`).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+Render = Callable[[Any], Any]
+
+# Beyond 2**53 a double no longer holds every integer exactly: leave it a float.
+_EXACT_INT = 2**53
+
+
+def render(message: Message) -> dict[str, Any]:
+    """`message` as a JSON-ready dict."""
+    result: dict[str, Any] = message_renderer(message.DESCRIPTOR)(message)
+    return result
+
+
+def render_field(message: Message, name: str) -> Any:
+    """One field of `message` as a JSON-ready value (a `response_body`)."""
+    return field_renderer(message.DESCRIPTOR.fields_by_name[name])(message)
+
+
+@cache
+def message_renderer(descriptor: Descriptor) -> Render:
+    special = _WELL_KNOWN.get(descriptor.full_name)
+    if special is not None:
+        return special
+    fields = [(f.name, field_renderer(f)) for f in descriptor.fields]
+
+    def render_message(message: Message) -> dict[str, Any]:
+        return {name: render_one(message) for name, render_one in fields}
+
+    return render_message
+
+
+@cache
+def field_renderer(field: FieldDescriptor) -> Render:
+    """A function from the containing message to this field's JSON value."""
+    name = field.name
+    entry = _map_entry(field)
+    if entry is not None:
+        key_is_bool = entry.fields_by_name["key"].type == FieldDescriptor.TYPE_BOOL
+        entry_value = _value_renderer(entry.fields_by_name["value"])
+        if entry_value is None:  # a plain scalar: the value itself
+            return lambda m: {_key(k, key_is_bool): v for k, v in getattr(m, name).items()}
+        return lambda m: {_key(k, key_is_bool): entry_value(v) for k, v in getattr(m, name).items()}
+    value = _value_renderer(field)
+    if field.is_repeated:
+        if value is None:
+            return lambda m: list(getattr(m, name))
+        return lambda m: [value(v) for v in getattr(m, name)]
+    if field.has_presence:
+        if value is None:
+            return lambda m: getattr(m, name) if m.HasField(name) else None
+        return lambda m: value(getattr(m, name)) if m.HasField(name) else None
+    if value is None:
+        return lambda m: getattr(m, name)
+    return lambda m: value(getattr(m, name))
+
+
+def _key(key: Any, is_bool: bool) -> str:
+    if is_bool:
+        return "true" if key else "false"
+    return key if isinstance(key, str) else str(key)
+
+
+def _value_renderer(field: FieldDescriptor) -> Render | None:
+    """How one value of `field` renders; None when it is JSON as it is
+    (strings, bools, integers, and doubles, which orjson nulls when not finite)."""
+    if field.message_type is not None:
+        descriptor = field.message_type
+        if descriptor.full_name in _WELL_KNOWN:
+            return _WELL_KNOWN[descriptor.full_name]
+        # Looked up when first called: building it here recursed forever for
+        # a message that holds its own type (a tree).
+        return lambda v: message_renderer(descriptor)(v)
+    if field.enum_type is not None:
+        names = {v.number: v.name for v in field.enum_type.values}
+        return lambda v: names.get(v, v)
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return lambda v: base64.b64encode(v).decode("ascii")
+    return None
+
+
+def _map_entry(field: FieldDescriptor) -> Descriptor | None:
+    """The entry type of a map field; None for any other field."""
+    entry = field.message_type
+    if field.is_repeated and entry is not None and entry.GetOptions().map_entry:
+        return entry
+    return None
+
+
+# --- well-known types --------------------------------------------------------
+
+
+def _number(value: float) -> float | int:
+    if value.is_integer() and -_EXACT_INT <= value <= _EXACT_INT:
+        return int(value)
+    return value  # NaN and ±inf included: orjson writes them as null
+
+
+def _value(message: Any) -> Any:
+    kind = message.WhichOneof("kind")
+    if kind == "number_value":
+        return _number(message.number_value)
+    if kind == "string_value":
+        return message.string_value
+    if kind == "bool_value":
+        return message.bool_value
+    if kind == "struct_value":
+        return _struct(message.struct_value)
+    if kind == "list_value":
+        return [_value(v) for v in message.list_value.values]
+    return None  # null_value, or no kind set
+
+
+def _struct(message: Any) -> dict[str, Any]:
+    return {key: _value(value) for key, value in message.fields.items()}
+
+
+def _list(message: Any) -> list[Any]:
+    return [_value(v) for v in message.values]
+
+
+def _wrapper(message: Any) -> Any:
+    value = message.value
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _any(message: Message) -> Any:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _json_string(message: Any) -> str:
+    text: str = message.ToJsonString()
+    return text
+
+
+_WELL_KNOWN: dict[str, Render] = {
+    "google.protobuf.Struct": _struct,
+    "google.protobuf.Value": _value,
+    "google.protobuf.ListValue": _list,
+    "google.protobuf.Timestamp": _json_string,
+    "google.protobuf.Duration": _json_string,
+    "google.protobuf.FieldMask": _json_string,
+    "google.protobuf.Empty": lambda m: {},
+    "google.protobuf.Any": _any,
+    **{
+        f"google.protobuf.{name}Value": _wrapper
+        for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String")
+    },
+    "google.protobuf.BytesValue": _wrapper,
+}

@@ -1,0 +1,111 @@
+"""The gateway's HTTP server: uvicorn (httptools parser) serving the ASGI
+`Gateway`, built by a factory that tests call with port 0 and `main()`
+calls with GATEWAY_ADDR."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import socket
+from collections.abc import Iterator, Sequence
+
+import uvicorn
+
+from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.upstreams import Upstream, Upstreams
+from research.experiments.v1 import experiments_pb2
+from research.tracking.v1 import tracking_pb2
+
+START_WITHIN = 10.0  # seconds
+
+
+def default_upstreams(settings: Settings) -> list[Upstream]:
+    """The two services of the backbone, at their configured addresses."""
+    return [
+        Upstream(
+            "experiments",
+            settings.experiments_address,
+            (experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"],),
+        ),
+        Upstream(
+            "tracking",
+            settings.tracking_address,
+            (tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"],),
+        ),
+    ]
+
+
+class _Server(uvicorn.Server):
+    # Signals are the caller's business (`serve_until_signalled`); uvicorn's
+    # own capture would re-raise SIGTERM after shutdown and end the process
+    # with -15 instead of 0.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class GatewayServer:
+    """A bound, startable gateway; `port` is known before `start()`."""
+
+    def __init__(self, app: Gateway, sock: socket.socket, grace: float) -> None:
+        self.app = app
+        self.port: int = sock.getsockname()[1]
+        self._socket = sock
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            loop="none",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=math.ceil(grace),
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._server.serve(sockets=[self._socket])
+        )
+        async with asyncio.timeout(START_WITHIN):
+            while not self._server.started:
+                if self._task.done():
+                    await self._task  # raises what stopped it
+                    raise RuntimeError("the HTTP server stopped during start-up")
+                await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (within the grace
+        period), close the upstream channels."""
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+        self._socket.close()
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+
+def create_server(
+    settings: Settings, address: str, upstreams: Sequence[Upstream] | None = None
+) -> tuple[GatewayServer, int]:
+    """A gateway bound to `address` ("host:0" picks a free port) fronting
+    `upstreams` (by default the backbone's two services)."""
+    app = Gateway(settings, Upstreams(upstreams or default_upstreams(settings), settings.tls))
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, int(port)))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    server = GatewayServer(app, sock, settings.shutdown_grace)
+    return server, server.port

@@ -1,0 +1,166 @@
+"""One HTTP request into one gRPC request message, and the response back,
+following the binding's `google.api.http` rule:
+
+- path variables (`{experiment_id}`, `{a.b}`) set the fields they name;
+- `body: "*"` maps the JSON object onto the whole request; `body: "<field>"`
+  onto that field (a repeated field takes a bare JSON array);
+- query parameters set the fields neither the path nor the body bound
+  (scalars, repeated scalars by repeating the parameter, enums by name);
+  any other query parameter is 400 naming it;
+- a PATCH-style rule whose body is a message field, on a request with an
+  `update_mask`, gets the mask from the keys present in the body when the
+  caller gives none: a field present replaces, a present `null` clears, an
+  absent field is untouched (as grpc-gateway does);
+- `response_body` picks the field answered; `research.http.v1.response`
+  decides the status and the `Location` header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from gateway.bindings import Binding
+from gateway.errors import HttpError
+from gateway.parsing import FieldError, parse_field, parse_into, set_from_text
+from gateway.rendering import render, render_field
+
+# The `body` of a request that had none (distinct from a JSON `null`).
+NO_BODY: Any = object()
+UPDATE_MASK = "update_mask"
+_FIELD_MASK = "google.protobuf.FieldMask"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: Any  # JSON-ready; ignored when status is 204
+    location: str | None
+
+
+def build_request(
+    binding: Binding,
+    variables: dict[str, str],
+    query: dict[str, list[str]],
+    body: Any = NO_BODY,
+) -> Message:
+    """The request message; HttpError 400 naming the field on bad input.
+    `body` is the parsed JSON body, or absent when the request had none."""
+    request = binding.request_class()
+    try:
+        if body is not NO_BODY:
+            _apply_body(binding, request, body)
+        for field, value in variables.items():
+            set_from_text(request, field, [value], field)
+        _apply_query(binding, request, query, variables)
+        if body is not NO_BODY and not query.get(UPDATE_MASK):
+            _mask_from_body(binding, request, body)
+    except FieldError as error:
+        raise HttpError.bad_request(str(error), error.path or None) from None
+    return request
+
+
+def _apply_body(binding: Binding, request: Message, body: Any) -> None:
+    if binding.body is None:
+        raise FieldError("", f"is not allowed: {binding.http_method} {binding.template.source}")
+    if binding.body == "*":
+        parse_into(body, request)
+        return
+    field = binding.body_field
+    if field is None:  # unreachable: bindings resolve the body field
+        raise FieldError(binding.body, "is not a field of the request")
+    # Errors name fields as the caller wrote them: the body is the root.
+    parse_field(body, request, field, "")
+
+
+def _mask_from_body(binding: Binding, request: Message, body: Any) -> None:
+    """`update_mask` = the keys of a body bound to a message field."""
+    field = binding.body_field
+    mask = request.DESCRIPTOR.fields_by_name.get(UPDATE_MASK)
+    if (
+        not isinstance(body, dict)
+        or field is None
+        or field.message_type is None
+        or mask is None
+        or mask.message_type is None
+        or mask.message_type.full_name != "google.protobuf.FieldMask"
+    ):
+        return
+    names = field.message_type.fields_by_name
+    by_json = {f.json_name: f.name for f in field.message_type.fields}
+    paths = [key if key in names else by_json[key] for key in body]
+    getattr(request, UPDATE_MASK).paths.extend(paths)
+
+
+def _apply_query(
+    binding: Binding, request: Message, query: dict[str, list[str]], variables: dict[str, str]
+) -> None:
+    for name, values in query.items():
+        root = name.split(".", 1)[0]
+        if binding.body == "*" or root == binding.body or name in variables:
+            raise FieldError(name, "is not a query parameter of this route (unknown parameter)")
+        if root not in request.DESCRIPTOR.fields_by_name:
+            raise FieldError(name, "is not a query parameter of this route (unknown parameter)")
+        # Only a FieldMask `update_mask` takes "a,b"; one of another type is an
+        # ordinary parameter (taking every `update_mask` as a mask was a 500).
+        mask = request.DESCRIPTOR.fields_by_name[root].message_type
+        if name == UPDATE_MASK and mask is not None and mask.full_name == _FIELD_MASK:
+            # "a,b" as in proto3 JSON, or repeated
+            paths = [part for value in values for part in value.split(",") if part]
+            getattr(request, UPDATE_MASK).paths.extend(paths)
+            continue
+        set_from_text(request, name, values, name)
+
+
+def build_reply(binding: Binding, response: Message, request: Message | None = None) -> Reply:
+    """Status, JSON body and `Location` of a successful call; `request`
+    gives the key order of `key_order` maps."""
+    rule = binding.response
+    status = rule.status
+    created = status == 201
+    if rule.created_field is not None and getattr(response, rule.created_field):
+        status, created = rule.created_status, True
+    location = None
+    if created and rule.location is not None:
+        location = rule.location.expand(
+            {c.field: _text(response, c.field) for c in rule.location.captures}
+        )
+    if status == 204:
+        return Reply(status, None, location)
+    if binding.response_body:
+        body = render_field(response, binding.response_body)
+    else:
+        body = render(response)
+        if request is not None:
+            for path, field in binding.key_orders:
+                _order_keys(body, path, list(getattr(request, field)))
+    return Reply(status, body, location)
+
+
+def _order_keys(node: Any, path: tuple[str, ...], order: list[str]) -> None:
+    """Rewrite the dict at `path` ("*" = every map value or list item) with
+    the keys in `order` first, in that order, then any others as they were."""
+    head, rest = path[0], path[1:]
+    if head == "*":
+        children = node.values() if isinstance(node, dict) else node
+        for child in children if isinstance(node, dict | list) else ():
+            _order_keys(child, rest, order)
+        return
+    if not isinstance(node, dict) or not isinstance(node.get(head), dict | list):
+        return
+    if rest:
+        _order_keys(node[head], rest, order)
+    elif isinstance(node[head], dict):
+        target: dict[str, Any] = node[head]
+        ordered = {key: target[key] for key in order if key in target}
+        ordered.update((key, value) for key, value in target.items() if key not in ordered)
+        node[head] = ordered
+
+
+def _text(message: Message, path: str) -> str:
+    value: Any = message
+    for name in path.split("."):
+        value = getattr(value, name)
+    return str(value)

@@ -1,0 +1,348 @@
+"""The OpenAPI document (`GET /openapi.json`): a valid OpenAPI 3.0.3 document
+made from the same bindings the router serves, with every route of
+CONTRACT §2 and no other, descriptions from the proto comments, and schemas
+that the real responses of the running backbone validate against."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+import gateway.docs
+from gateway.bindings import bindings_for
+from gateway.config import Settings
+from gateway.docs import ApiDocs
+from gateway.openapi import build_document
+from gateway.openapi_comments import default_descriptor_set
+from gateway.openapi_parameters import openapi_path
+from gateway.server import create_server, default_upstreams
+from gateway.templates import parse_template
+from gateway.upstreams import Upstreams
+from research_common.auth import Tokens
+from tests.gateway.conftest import Stack
+from tests.gateway.openapi_checks import (
+    CONTRACT_ROUTES,
+    EXPERIMENT,
+    body_validator,
+    component,
+    operations,
+    success_statuses,
+)
+from tests.gateway.widgets_proto import widgets_module
+
+TOKEN = "docs-token.1"
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    """The document the gateway serves for the backbone's two services."""
+    return ApiDocs(Upstreams(default_upstreams(Settings())).bindings).document
+
+
+def test_the_document_is_valid_openapi_3_0_3(document: dict[str, Any]) -> None:
+    assert document["openapi"] == "3.0.3"
+    validate(document)
+
+
+def test_every_contract_route_with_its_success_status(document: dict[str, Any]) -> None:
+    found = operations(document)
+    for method, path, statuses in CONTRACT_ROUTES:
+        assert (method, path) in found, f"{method} {path} is not documented"
+        assert success_statuses(found[method, path]) == statuses, (method, path)
+
+
+def test_no_other_routes(document: dict[str, Any]) -> None:
+    assert set(operations(document)) == {(m, p) for m, p, _ in CONTRACT_ROUTES}
+    # The gateway's own paths are not part of the API it documents.
+    for own in ("/openapi.json", "/docs", "/healthz", "/readyz", "/metrics"):
+        assert own not in document["paths"]
+    assert "x-custom-method-routes" not in document
+
+
+def test_descriptions_come_from_the_proto_comments(document: dict[str, Any]) -> None:
+    descriptors = default_descriptor_set()
+    assert descriptors is not None
+    assert descriptors.is_file(), "run `make protos` first"
+    create = operations(document)["POST", "/api/v1/experiments"]
+    assert create["summary"] == "Records a new experiment."
+    assert "Only `strategy_id` is required." in create["description"]
+    experiment = component(document, EXPERIMENT)
+    assert experiment["description"].startswith("Experiment is one recorded research run")
+    assert "Write-once" in experiment["properties"]["strategy_id"]["description"]
+    listing = operations(document)["GET", "/api/v1/experiments"]
+    limit = next(p for p in listing["parameters"] if p.get("name") == "limit")
+    assert "1 to 1000, default 100" in limit["description"]
+    tags = {tag["name"]: tag["description"] for tag in document["tags"]}
+    assert tags["ExperimentService"].startswith("ExperimentService keeps the audit trail")
+    assert tags["TrackingService"].startswith("TrackingService is the platform")
+
+
+def test_the_experiments_list_is_a_bare_array(document: dict[str, Any]) -> None:
+    listing = operations(document)["GET", "/api/v1/experiments"]
+    schema = listing["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"type": "array", "items": {"$ref": f"#/components/schemas/{EXPERIMENT}"}}
+
+
+def test_created_answers_name_the_resource(document: dict[str, Any]) -> None:
+    found = operations(document)
+    create = found["POST", "/api/v1/experiments"]["responses"]["201"]
+    assert "Location" in create["headers"]
+    imported = found["POST", "/api/v1/experiments/import"]["responses"]
+    assert "Location" in imported["201"]["headers"]
+    assert "Location" not in imported["200"]["headers"]
+    deleted = found["DELETE", "/api/v1/experiments/{experiment_id}"]["responses"]["204"]
+    assert "content" not in deleted
+
+
+def test_every_error_has_the_one_error_body(document: dict[str, Any]) -> None:
+    error = document["components"]["schemas"]["Error"]
+    assert error["required"] == ["code", "message", "detail", "details"]
+    assert error["properties"]["code"]["type"] == "integer"
+    assert error["properties"]["details"]["items"]["required"] == ["@type"]
+    for (method, path), operation in operations(document).items():
+        responses = operation["responses"]
+        for status in ("400", "401", "403", "404", "409", "429", "499", "500", "503", "504"):
+            assert "$ref" in responses[status], (method, path, status)
+        takes_body = "requestBody" in operation
+        assert ("413" in responses) is takes_body
+        assert ("415" in responses) is takes_body
+    for answer in document["components"]["responses"].values():
+        schema = answer["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Error"}
+
+
+def test_parameters_and_bodies_follow_the_bindings(document: dict[str, Any]) -> None:
+    found = operations(document)
+    compare = found["POST", "/api/v1/experiments/compare"]
+    body = compare["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"type": "array", "items": {"type": "string"}}  # a bare JSON array
+    queries = {p["name"]: p for p in compare["parameters"] if p.get("in") == "query"}
+    assert set(queries) == {"maximize", "minimize"}
+    assert queries["maximize"]["schema"]["type"] == "array"
+    assert queries["maximize"]["explode"] is True
+    listing = found["GET", "/api/v1/experiments"]
+    names = {p["name"] for p in listing["parameters"] if p.get("in") == "query"}
+    assert names == {
+        "strategy_id",
+        "skip",
+        "limit",
+        "mlflow_run_id",
+        "git_commit_hash",
+        "dataset_version",
+        "feature_version",
+        "model_version",
+    }
+    patch = found["PATCH", "/api/v1/experiments/{experiment_id}"]
+    path_parameters = [p for p in patch["parameters"] if p.get("in") == "path"]
+    assert [p["name"] for p in path_parameters] == ["experiment_id"]
+    assert [p["name"] for p in patch["parameters"] if p.get("in") == "query"] == ["update_mask"]
+    patch_body = patch["requestBody"]["content"]["application/json"]["schema"]
+    assert patch_body == {"$ref": f"#/components/schemas/{EXPERIMENT}-Input"}
+    # body "*": the whole request is the body, and no query parameter is taken.
+    create = found["POST", "/api/v1/experiments"]
+    assert not [p for p in create["parameters"] if "name" in p]
+    create_body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert "strategy_id" in create_body["properties"]
+    assert create_body["additionalProperties"] is False
+
+
+# --- served by the gateway ----------------------------------------------------
+
+
+@pytest.fixture
+async def guarded_gateway() -> AsyncIterator[tuple[httpx.AsyncClient, ApiDocs]]:
+    """A gateway with API_TOKENS set (its upstreams are never called)."""
+    settings = Settings(
+        experiments_address="127.0.0.1:9",
+        tracking_address="127.0.0.1:9",
+        shutdown_grace=1,
+        tokens=Tokens((TOKEN,)),
+    )
+    server, port = create_server(settings, "127.0.0.1:0")
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            yield http, server.app.docs
+    finally:
+        await server.stop()
+
+
+async def test_served_from_bytes_built_once_and_open_without_a_token(
+    guarded_gateway: tuple[httpx.AsyncClient, ApiDocs], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http, docs = guarded_gateway
+
+    def built_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the document is built at start-up, not per request")
+
+    monkeypatch.setattr(gateway.docs, "build_document", built_again)
+    for _ in range(2):
+        response = await http.get("/openapi.json")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert response.content == docs.openapi.payload
+    page = await http.get("/docs")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'url: "/openapi.json"' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    for name, kind in (("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css")):
+        asset = await http.get(f"/docs/assets/{name}")
+        assert asset.status_code == 200, name
+        assert asset.headers["content-type"].startswith(kind)
+        assert docs.folder is not None
+        assert asset.content == (docs.folder / name).read_bytes()
+    # The API itself still wants the token.
+    assert (await http.get("/api/v1/experiments")).status_code == 401
+    # Known paths, another method: 405 naming the one they have.
+    for path in ("/openapi.json", "/docs", "/docs/assets/swagger-ui.css"):
+        refused = await http.post(path)
+        assert refused.status_code == 405, path
+        assert refused.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs/assets/nothing.js",
+        "/docs/assets/",
+        "/docs/assets/%2e%2e/%2e%2e/gateway/app.py",
+        "/docs/assets/..%2F..%2Fhandlers%2F__init__.py",
+        "/docs/assets/%2Fetc%2Fpasswd",
+        "/docs/assets/swagger-ui.css/",
+        "/docs/assets/oauth2-redirect.html",  # a page of its own, without /docs' CSP
+    ],
+)
+async def test_only_files_of_the_asset_folder_are_served(
+    guarded_gateway: tuple[httpx.AsyncClient, ApiDocs], path: str
+) -> None:
+    http, _ = guarded_gateway
+    response = await http.get(path)
+    assert response.status_code == 404, path
+    assert response.json()["code"] == 5
+
+
+# --- any annotated service ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "names"),
+    [
+        ("/api/v1/experiments", "/api/v1/experiments", []),
+        ("/v1/{a.b}/c/{d}", "/v1/{a.b}/c/{d}", ["a.b", "d"]),
+        ("/v1/{path=shelves/**}", "/v1/{path}", ["path"]),
+        ("/v1/*/x/{name=w/*}:cancel", "/v1/{_1}/x/{name}:cancel", ["_1", "name"]),
+    ],
+)
+def test_path_templates_in_openapi_form(template: str, path: str, names: list[str]) -> None:
+    assert openapi_path(parse_template(template)) == (path, names)
+
+
+def test_a_service_the_gateway_never_saw_gets_a_valid_document(tmp_path: Path) -> None:
+    with widgets_module(tmp_path) as widgets:
+        service = widgets.DESCRIPTOR.services_by_name["WidgetService"]
+        document = build_document(bindings_for(service, "widgets"))
+    validate(document)
+    found = operations(document)
+    # Same-shape templates are one OpenAPI path, named as the first one.
+    item = document["paths"]["/v1/shelves/{shelf}/widgets/{widget.name}"]
+    assert set(item) == {"get", "patch", "delete"}
+    deleted = [p for p in item["delete"]["parameters"] if p.get("in") == "path"]
+    assert deleted[1]["name"] == "widget.name"
+    assert "Sets the field `name`." in deleted[1]["description"]
+    assert success_statuses(item["delete"]) == {"204"}
+    assert found["GET", "/v1/widgets/{widget.name}"]["operationId"] == "WidgetService_GetWidget_2"
+    # A custom HTTP method has no place in OpenAPI 3.0: listed on the side.
+    assert document["x-custom-method-routes"] == [
+        {"method": "SEARCH", "path": "/v1/{path}", "operationId": "WidgetService_SearchWidgets"}
+    ]
+    tag = found["POST", "/v1/shelves/{shelf}/widgets:tag"]
+    assert tag["requestBody"]["content"]["application/json"]["schema"]["type"] == "array"
+    listing = found["GET", "/v1/shelves/{shelf}/widgets"]
+    queries = {p["name"]: p["schema"] for p in listing["parameters"] if p.get("in") == "query"}
+    assert queries["labels"] == {"type": "array", "items": {"type": "string"}}
+    assert queries["filter.color"]["enum"] == ["COLOR_UNSPECIFIED", "RED", "GREEN", "BLUE"]
+    assert queries["since"] == {"type": "integer", "format": "int64"}
+    widget = component(document, "demo.widgets.v1.Widget")
+    assert widget["properties"]["parent"]["anyOf"][0] == {
+        "$ref": "#/components/schemas/demo.widgets.v1.Widget"
+    }
+    imported = found["POST", "/v1/widgets:import"]
+    assert success_statuses(imported) == {"200", "201"}
+    assert "Location" in imported["responses"]["201"]["headers"]
+
+
+# --- real answers validate against the document --------------------------------
+
+STRATEGY = "7d9b6c1e-1111-4a2b-9c3d-0123456789ab"
+
+
+async def test_the_backbone_answers_as_documented(stack: Stack) -> None:
+    document = (await stack.http.get("/openapi.json")).json()
+    seeded = stack.seeded
+    checked: list[str] = []
+
+    async def check(method: str, path: str, status: int, url: str, **kwargs: Any) -> Any:
+        response = await stack.http.request(method, url, **kwargs)
+        assert response.status_code == status, (method, url, response.text)
+        checked.append(f"{method} {path} {status}")
+        if status == 204:
+            assert response.content == b""
+            return None
+        body = response.json()
+        body_validator(document, method, path, status).validate(body)
+        return body
+
+    full = {
+        "strategy_id": STRATEGY,
+        "dataset_version": "ds-1",
+        "git_commit_hash": "abc1234",
+        "parameters": {"lr": 0.1, "n": 200, "nested": {"a": [1, None, "x"]}},
+        "metrics": {"sharpe": 1.2, "max_drawdown": -0.1},
+        "artifacts": {"model": "s3://bucket/model.pkl"},
+    }
+    first = await check("POST", "/api/v1/experiments", 201, "/api/v1/experiments", json=full)
+    second = await check(
+        "POST", "/api/v1/experiments", 201, "/api/v1/experiments", json={"strategy_id": STRATEGY}
+    )
+    assert second["feature_version"] is None  # null, and valid as null
+    one = "/api/v1/experiments/{experiment_id}"
+    await check("GET", one, 200, f"/api/v1/experiments/{first['id']}")
+    await check("GET", "/api/v1/experiments", 200, "/api/v1/experiments")
+    await check("GET", "/api/v1/experiments", 200, f"/api/v1/experiments?strategy_id={STRATEGY}")
+    patch = {"mlflow_run_id": None, "metrics": {"sharpe": 1.3}}
+    await check("PATCH", one, 200, f"/api/v1/experiments/{second['id']}", json=patch)
+    compare = "/api/v1/experiments/compare"
+    await check("POST", compare, 200, compare, json=[first["id"], second["id"]])
+    await check("POST", "/api/v1/experiments/compare", 400, compare, json=[first["id"]])
+    imported = "/api/v1/experiments/import"
+    run = {"mlflow_run_id": seeded.training_a}
+    await check("POST", imported, 201, imported, json=run)
+    await check("POST", imported, 200, imported, json=run)
+    await check("GET", one, 404, "/api/v1/experiments/00000000-0000-4000-8000-000000000000")
+    await check("DELETE", one, 204, f"/api/v1/experiments/{second['id']}")
+
+    runs = "/api/v1/tracking/runs"
+    await check("GET", runs, 200, runs)
+    await check("GET", runs, 200, f"{runs}?run_type=backtest&limit=5")
+    # NaN metrics (cpcv_b), ±Infinity (backtest_b), no end time (backtest_a).
+    for run_id in (seeded.cpcv_b, seeded.backtest_b, seeded.backtest_a, seeded.training_a):
+        await check("GET", f"{runs}/{{run_id}}", 200, f"{runs}/{run_id}")
+        await check("GET", f"{runs}/{{run_id}}/metrics", 200, f"{runs}/{run_id}/metrics")
+        await check("GET", f"{runs}/{{run_id}}/params", 200, f"{runs}/{run_id}/params")
+    history = f"{runs}/{{run_id}}/metrics/{{metric_key}}/history"
+    await check("GET", history, 200, f"{runs}/{seeded.cpcv_b}/metrics/oos_sharpe/history")
+    await check("GET", f"{runs}/{{run_id}}", 404, f"{runs}/{'f' * 32}")
+    ids = [seeded.training_a, seeded.cpcv_b, seeded.backtest_b]
+    await check("POST", f"{runs}/compare", 200, f"{runs}/compare", json={"run_ids": ids})
+    experiments = "/api/v1/tracking/experiments"
+    await check("GET", experiments, 200, experiments)
+    # Every documented success answer of every route was seen at least once.
+    for method, path, statuses in CONTRACT_ROUTES:
+        for status in statuses:
+            assert f"{method} {path} {status}" in checked

@@ -1,0 +1,176 @@
+"""Optional TLS: both services serve TLS with a certificate made here, the
+gateway's upstream channels and experiments_svc's channel to tracking_svc
+verify it against the CA, and plaintext or unverified callers get nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import ipaddress
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from grpc import aio
+from mlflow.tracking import MlflowClient
+
+from experiments_svc.config import Settings as ExperimentsSettings
+from experiments_svc.server import create_server as create_experiments
+from gateway.config import Settings as GatewaySettings
+from gateway.server import create_server as create_gateway
+from research.experiments.v1 import experiments_pb2 as pb
+from research.experiments.v1 import experiments_pb2_grpc
+from research_common.config import ConfigError
+from research_common.tls import TlsSettings
+from tests.conftest import rpc_error
+from tracking_svc.config import Settings as TrackingSettings
+from tracking_svc.lineage import Lineage, start_run
+from tracking_svc.server import create_server as create_tracking
+
+STRATEGY = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A CA and a server certificate for localhost / 127.0.0.1 signed by it."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("research test CA"))
+        .issuer_name(_name("research test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = {name: folder / f"{name}.pem" for name in ("ca", "cert", "key")}
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@dataclass
+class TlsStack:
+    experiments_port: int
+    tracking_port: int
+    mlflow_uri: str
+    ca: bytes
+    tls: TlsSettings  # what a verifying client uses
+
+
+@pytest.fixture
+async def tls_stack(tmp_path: Path) -> AsyncIterator[TlsStack]:
+    paths = make_certificates(tmp_path)
+    env = {
+        "TLS_CERT_FILE": str(paths["cert"]),
+        "TLS_KEY_FILE": str(paths["key"]),
+        "TLS_CA_FILE": str(paths["ca"]),
+    }
+    tls = TlsSettings.from_env(env)
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking, tracking_port = await create_tracking(
+        TrackingSettings(
+            tracking_uri=mlflow_uri, artifact_location=(tmp_path / "art").as_uri(), tls=tls
+        ),
+        "127.0.0.1:0",
+    )
+    await tracking.start()
+    experiments, experiments_port = await create_experiments(
+        ExperimentsSettings(
+            database_url=f"sqlite:///{tmp_path / 'experiments.db'}",
+            tracking_address=f"127.0.0.1:{tracking_port}",
+            tls=tls,
+        ),
+        "127.0.0.1:0",
+    )
+    await experiments.start()
+    yield TlsStack(experiments_port, tracking_port, mlflow_uri, paths["ca"].read_bytes(), tls)
+    await experiments.stop(0)
+    await tracking.stop(0)
+
+
+def test_settings_need_cert_and_key_together(tmp_path: Path) -> None:
+    paths = make_certificates(tmp_path)
+    with pytest.raises(ConfigError, match="TLS_CERT_FILE and TLS_KEY_FILE must be set together"):
+        TlsSettings.from_env({"TLS_CERT_FILE": str(paths["cert"])})
+    with pytest.raises(ConfigError, match=r"TLS_CA_FILE: cannot read '/no/such\.pem'"):
+        TlsSettings.from_env({"TLS_CA_FILE": "/no/such.pem"})
+    assert not TlsSettings.from_env({}).serves_tls
+    assert TlsSettings.from_env({"TLS_CA_FILE": str(paths["ca"])}).dials_tls
+
+
+async def test_verified_tls_works_and_plaintext_does_not(tls_stack: TlsStack) -> None:
+    address = f"127.0.0.1:{tls_stack.experiments_port}"
+    request = pb.CreateExperimentRequest(strategy_id=STRATEGY)
+    async with tls_stack.tls.channel(address) as channel:
+        stub = experiments_pb2_grpc.ExperimentServiceStub(channel)
+        reply = await stub.CreateExperiment(request, timeout=5)
+        assert reply.experiment.strategy_id == STRATEGY
+    async with aio.insecure_channel(address) as channel:
+        stub = experiments_pb2_grpc.ExperimentServiceStub(channel)
+        error = await rpc_error(stub.CreateExperiment(request, timeout=2))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_import_crosses_services_over_tls(tls_stack: TlsStack) -> None:
+    client = MlflowClient(tracking_uri=tls_stack.mlflow_uri)
+    experiment = client.get_experiment_by_name("hedge-fund-research")
+    assert experiment is not None
+    run = start_run(
+        client, experiment.experiment_id, Lineage(strategy_id=STRATEGY, run_type="backtest")
+    )
+    async with tls_stack.tls.channel(f"127.0.0.1:{tls_stack.experiments_port}") as channel:
+        stub = experiments_pb2_grpc.ExperimentServiceStub(channel)
+        reply = await stub.ImportRun(pb.ImportRunRequest(mlflow_run_id=run.info.run_id), timeout=10)
+    assert reply.created
+
+
+async def test_the_gateway_dials_tls_upstreams(tls_stack: TlsStack) -> None:
+    plaintext = GatewaySettings(
+        experiments_address=f"127.0.0.1:{tls_stack.experiments_port}",
+        tracking_address=f"127.0.0.1:{tls_stack.tracking_port}",
+        shutdown_grace=1,
+    )
+    verifying = dataclasses.replace(plaintext, tls=TlsSettings(ca=tls_stack.ca))
+    for settings, ready, listed in ((verifying, 200, 200), (plaintext, 503, 503)):
+        gateway, port = create_gateway(settings, "127.0.0.1:0")
+        await gateway.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                assert (await http.get("/readyz")).status_code == ready
+                assert (await http.get("/api/v1/experiments")).status_code == listed
+        finally:
+            await gateway.stop()

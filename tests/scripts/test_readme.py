@@ -1,0 +1,121 @@
+"""The README's HTTP walkthrough, run as written: `make demo`'s job in a fresh
+folder, then every command of the README's "Talking to it over HTTP" block
+in bash with the real curl, each answer's status recorded in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.scripts.test_run_all import READY_MARKER, RUN_ALL, _addresses, _environment, _read_until
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = "## Talking to it over HTTP"
+
+# In the README's order, including the lookups inside $(...).
+EXPECTED_STATUSES = [
+    200,  # runs: walk_forward of the strategy
+    200,  # RUN=
+    200,  # run detail
+    200,  # metrics
+    200,  # params
+    200,  # metric history
+    200,  # MLflow experiments
+    200,  # RUNS=
+    200,  # compare runs
+    200,  # experiments of the strategy
+    200,  # by dataset version
+    201,  # create
+    200,  # ID=
+    200,  # OTHER=
+    200,  # get
+    200,  # patch
+    200,  # compare experiments
+    200,  # import again
+    204,  # delete
+    400,  # injected filter
+    404,  # unknown experiment
+    200,  # readyz
+]
+
+
+def readme_http_block() -> str:
+    text = README.read_text()
+    section = text[text.index(SECTION) :]
+    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "no sh block in the HTTP section"
+    return match.group(1)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+async def test_the_readme_http_walkthrough_returns_demo_data(tmp_path: Path) -> None:
+    addresses = _addresses()
+    job = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(RUN_ALL),
+        "--demo",
+        cwd=tmp_path,
+        env=_environment(addresses),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert job.stderr is not None
+    seen: list[str] = []
+    try:
+        await asyncio.wait_for(_read_until(job.stderr, READY_MARKER, seen), 150)
+        drain = asyncio.ensure_future(_read_until(job.stderr, "\0never\0", seen))
+
+        block = readme_http_block()
+        assert "GW=http://127.0.0.1:8080\n" in block
+        block = block.replace(
+            "GW=http://127.0.0.1:8080\n", f"GW=http://{addresses['GATEWAY_ADDR']}\n"
+        )
+        statuses = tmp_path / "statuses"
+        # Each curl also writes its status to a file and ends its body with a
+        # newline; stdout is otherwise what the README shows.
+        script = (
+            "set -euo pipefail\n"
+            "curl() { command curl -w '%{stderr}%{http_code}\\n' \"$@\" 2>> "
+            f"{statuses}; echo; }}\n" + block
+        )
+        shell = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            script,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(shell.communicate(), 120)
+        output = out.decode()
+        assert shell.returncode == 0, err.decode() + output
+        recorded = [int(line) for line in statuses.read_text().split()]
+        assert recorded == EXPECTED_STATUSES, output
+
+        # The compare example of the tracking API document, from demo data.
+        compare = next(
+            json.loads(line)
+            for line in output.splitlines()
+            if line.startswith('{"runs"') and '"metric_diff"' in line
+        )
+        by_sharpe = {r["metrics"]["oos_sharpe"]: r["run_id"] for r in compare["runs"]}
+        assert sorted(by_sharpe) == [1.18, 1.35, 1.42]
+        assert compare["metric_diff"]["oos_sharpe"]["best_run_id"] == by_sharpe[1.42]
+        assert compare["metric_diff"]["max_drawdown"]["best_run_id"] == by_sharpe[1.42]
+        assert {key: diff["varies"] for key, diff in compare["param_diff"].items()} == {
+            "learning_rate": True,
+            "max_depth": True,
+            "n_estimators": True,
+        }
+
+        job.terminate()
+        assert await asyncio.wait_for(job.wait(), 30) == 0
+        await asyncio.gather(drain, return_exceptions=True)
+    finally:
+        if job.returncode is None:
+            job.kill()
+            await job.wait()

@@ -1,0 +1,186 @@
+"""The main job as a newcomer runs it: all three processes on their embedded
+defaults in a fresh folder, an MLflow run imported end to end across the
+processes through the gateway, and Ctrl-C stopping everything cleanly.
+
+One test drives `scripts/run_all.py` (what `make run` executes) and checks
+its exit code; the other runs the README's command, `make run`, itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+from mlflow.tracking import MlflowClient
+
+from tests.experiments_svc.conftest import STRATEGY
+from tests.pg_cluster import free_port
+from tracking_svc.lineage import Lineage, start_run
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_ALL = ROOT / "scripts" / "run_all.py"
+READY_MARKER = "Ctrl-C stops everything"
+# The request id of the import: it must reach the log of every process.
+TRACE_ID = "trace-import-0001"
+
+
+def processes_logging(lines: list[str], request_id: str) -> set[str]:
+    """The services whose JSON log lines carry `request_id`."""
+    services = set()
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("request_id") == request_id:
+            services.add(str(record.get("service")))
+    return services
+
+
+async def _read_until(stream: asyncio.StreamReader, marker: str, seen: list[str]) -> None:
+    while True:
+        line = await stream.readline()
+        if not line:
+            raise AssertionError(f"the job ended before printing {marker!r}: {''.join(seen)}")
+        seen.append(line.decode(errors="replace"))
+        if marker in seen[-1]:
+            return
+
+
+def _addresses() -> dict[str, str]:
+    return {
+        "EXPERIMENTS_ADDR": f"127.0.0.1:{free_port()}",
+        "TRACKING_ADDR": f"127.0.0.1:{free_port()}",
+        "GATEWAY_ADDR": f"127.0.0.1:{free_port()}",
+    }
+
+
+def _environment(extra: Mapping[str, str]) -> dict[str, str]:
+    base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    return {**base, **extra}
+
+
+async def _one_request_per_service(gateway: str, data: Path) -> None:
+    """Through the gateway: readiness, an experiment created, and an MLflow
+    run (logged into the store the job made) imported across the services."""
+    async with httpx.AsyncClient(base_url=f"http://{gateway}", timeout=15) as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["upstreams"] == {"experiments": "SERVING", "tracking": "SERVING"}
+
+        created = await http.post("/api/v1/experiments", json={"strategy_id": STRATEGY})
+        assert created.status_code == 201, created.text
+
+        client = MlflowClient(tracking_uri=f"sqlite:///{data / 'mlflow.db'}")
+        default = client.get_experiment_by_name("hedge-fund-research")
+        assert default is not None
+        run = start_run(
+            client, default.experiment_id, Lineage(strategy_id=STRATEGY, run_type="backtest")
+        )
+        client.log_metric(run.info.run_id, "oos_sharpe", 1.1)
+
+        runs = await http.get("/api/v1/tracking/runs", params={"run_type": "backtest"})
+        assert runs.status_code == 200, runs.text
+        assert [r["run_id"] for r in runs.json()["runs"]] == [run.info.run_id]
+
+        imported = await http.post(
+            "/api/v1/experiments/import",
+            json={"mlflow_run_id": run.info.run_id},
+            headers={"X-Request-Id": TRACE_ID},
+        )
+        assert imported.status_code == 201, imported.text
+        assert imported.headers["x-request-id"] == TRACE_ID
+        assert imported.json()["strategy_id"] == STRATEGY
+        assert imported.json()["metrics"] == {"oos_sharpe": 1.1}
+
+
+async def test_the_main_job_serves_all_three_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    addresses = _addresses()
+    job = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(RUN_ALL),
+        cwd=tmp_path,
+        env=_environment(addresses),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert job.stderr is not None
+    seen: list[str] = []
+    try:
+        await asyncio.wait_for(_read_until(job.stderr, READY_MARKER, seen), 90)
+        printed = "".join(seen)
+        assert f"grpc://{addresses['EXPERIMENTS_ADDR']}" in printed
+        assert f"grpc://{addresses['TRACKING_ADDR']}" in printed
+        assert f"http://{addresses['GATEWAY_ADDR']}" in printed
+        # The services log to the same pipe: keep reading so it never fills.
+        drain = asyncio.ensure_future(_read_until(job.stderr, "\0never\0", seen))
+
+        await _one_request_per_service(addresses["GATEWAY_ADDR"], tmp_path / ".data")
+
+        job.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(job.wait(), 30) == 0
+        await asyncio.gather(drain, return_exceptions=True)
+        # One request id followed the import through all three processes.
+        assert processes_logging(seen, TRACE_ID) == {"gateway", "experiments_svc", "tracking_svc"}
+    finally:
+        if job.returncode is None:
+            job.kill()
+            await job.wait()
+
+
+async def test_make_run_as_the_readme_gives_it(tmp_path: Path) -> None:
+    """`make run` from the checkout, with the data redirected into tmp_path;
+    Ctrl-C (SIGINT to the terminal's process group) stops every process."""
+    addresses = _addresses()
+    data = tmp_path / ".data"
+    data.mkdir()
+    env = _environment(
+        {
+            **addresses,
+            "DATABASE_URL": f"sqlite:///{data / 'experiments.db'}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+            "MLFLOW_ARTIFACT_LOCATION": (data / "mlartifacts").as_uri(),
+        }
+    )
+    job = await asyncio.create_subprocess_exec(
+        "make",
+        "--no-print-directory",
+        "-C",
+        str(ROOT),
+        "run",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, as in a terminal
+    )
+    assert job.stderr is not None
+    seen: list[str] = []
+    try:
+        await asyncio.wait_for(_read_until(job.stderr, READY_MARKER, seen), 120)
+        drain = asyncio.ensure_future(_read_until(job.stderr, "\0never\0", seen))
+
+        await _one_request_per_service(addresses["GATEWAY_ADDR"], data)
+
+        os.killpg(job.pid, signal.SIGINT)
+        await asyncio.wait_for(job.wait(), 30)
+        await asyncio.gather(drain, return_exceptions=True)
+        # make itself reports the interrupt; what matters is that the job
+        # drained and every process let go of its port.
+        printed = "".join(seen)
+        assert printed.count('"msg": "stopped"') == 3, printed[-3000:]
+        for address in addresses.values():
+            host, _, port = address.rpartition(":")
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                continue
+            writer.close()
+            raise AssertionError(f"{address} still accepts connections after Ctrl-C")
+    finally:
+        if job.returncode is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            await job.wait()
