@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+import requests
 from mlflow.entities import Experiment, Metric, Run, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
@@ -44,6 +45,7 @@ _INVALID = ErrorCode.Name(INVALID_PARAMETER_VALUE)
 _EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
 # MLflow's SQL stores keep ±inf as the largest finite double.
 _INF_STAND_IN = sys.float_info.max
+_NO_ANSWER_IN_TIME = "the MLflow tracking server did not answer in time; retry later"
 
 
 class RunNotFound(Exception):
@@ -73,6 +75,15 @@ def _error_code(error: MlflowException) -> str:
     return str(getattr(error, "error_code", ""))
 
 
+def _timed_out(error: MlflowException) -> bool:
+    """MLflow's HTTP timeout fired. With retries off, urllib3 reports a read
+    timeout as a connection error, which MLflow flattens into its message;
+    the cause survives only for requests' own Timeout."""
+    return isinstance(error.__cause__, requests.exceptions.Timeout) or (
+        "timed out" in str(error.message)
+    )
+
+
 def translate(error: BaseException) -> ServiceError | None:
     """What an MLflow failure means for the caller; None for a bug.
 
@@ -84,9 +95,11 @@ def translate(error: BaseException) -> ServiceError | None:
         if _error_code(error) == _INVALID:
             return InvalidArgument(f"MLflow rejected the request: {error.message}")
         log.warning("MLflow unavailable: %s", error.message)
+        if _timed_out(error):
+            return Unavailable(_NO_ANSWER_IN_TIME)
         return Unavailable("the MLflow tracking server is unavailable; retry later")
     if isinstance(error, TimeoutError):
-        return Unavailable("the MLflow tracking server did not answer in time; retry later")
+        return Unavailable(_NO_ANSWER_IN_TIME)
     if isinstance(error, OSError):
         return Unavailable("the MLflow tracking store is unavailable; retry later")
     return None

@@ -1,0 +1,65 @@
+"""How MLflow's failures reach the caller: `translate` on the exceptions
+MLflow's client really raises."""
+
+from __future__ import annotations
+
+import grpc
+import requests
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from tracking_svc.backend import translate
+
+IN_TIME = "the MLflow tracking server did not answer in time; retry later"
+UNAVAILABLE = "the MLflow tracking server is unavailable; retry later"
+
+
+def test_a_read_timeout_flattened_by_mlflow_says_it_did_not_answer_in_time() -> None:
+    # With retries off, urllib3's read timeout arrives as a connection error
+    # whose text MLflow copies into its own message, with no cause attached.
+    error = MlflowException(
+        "API request to http://127.0.0.1:1/api/2.0/mlflow/runs/get failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded (Caused by "
+        "ReadTimeoutError(\"HTTPConnectionPool(host='127.0.0.1', port=1): Read timed out. "
+        '(read timeout=1)"))'
+    )
+    translated = translate(error)
+    assert translated is not None
+    assert (translated.code, translated.message) == (grpc.StatusCode.UNAVAILABLE, IN_TIME)
+
+
+def test_requests_own_timeout_as_the_cause_says_it_did_not_answer_in_time() -> None:
+    error = MlflowException("API request failed with timeout exception.")
+    error.__cause__ = requests.exceptions.ReadTimeout("slow")
+    translated = translate(error)
+    assert translated is not None
+    assert translated.message == IN_TIME
+
+
+def test_a_refused_connection_is_unavailable() -> None:
+    error = MlflowException(
+        "API request to http://127.0.0.1:1/api/2.0/mlflow/runs/get failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded (Caused by "
+        "NewConnectionError('Failed to establish a new connection: [Errno 111] "
+        "Connection refused'))"
+    )
+    translated = translate(error)
+    assert translated is not None
+    assert (translated.code, translated.message) == (grpc.StatusCode.UNAVAILABLE, UNAVAILABLE)
+
+
+def test_the_bounded_wait_running_out_says_it_did_not_answer_in_time() -> None:
+    translated = translate(TimeoutError("MLflow did not answer within 1.0 s"))
+    assert translated is not None
+    assert (translated.code, translated.message) == (grpc.StatusCode.UNAVAILABLE, IN_TIME)
+
+
+def test_an_invalid_parameter_is_the_callers_mistake() -> None:
+    translated = translate(MlflowException("bad key", error_code=INVALID_PARAMETER_VALUE))
+    assert translated is not None
+    assert translated.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert translated.message == "MLflow rejected the request: bad key"
+
+
+def test_anything_else_is_a_bug() -> None:
+    assert translate(ValueError("boom")) is None
