@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -21,23 +22,31 @@ def has_field(message: Message, name: str) -> bool:
     return message.HasField(name)
 
 
-def _timestamp(value: Any) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    # The same seconds and nanos as Timestamp.FromDatetime (which also reads
+    # a naive datetime as UTC), without its detour through a time tuple and
+    # calendar.timegm: a third of the cost, twice per row of every list.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def to_proto(record: Record) -> experiments_pb2.Experiment:
+    # Every scalar in one constructor call: cheaper than setting them after.
     message = experiments_pb2.Experiment(
         id=str(record["id"]),
         strategy_id=str(record["strategy_id"]),
         artifacts=record["artifacts"],
         created_at=_timestamp(record["created_at"]),
         updated_at=_timestamp(record["updated_at"]),
+        **{name: record[name] for name in OPTIONAL_TEXT_FIELDS if record[name] is not None},
     )
-    for name in OPTIONAL_TEXT_FIELDS:
-        if record[name] is not None:
-            setattr(message, name, record[name])
     # SetInParent: an empty dict is still a present `{}`, not an absent field.
     message.parameters.SetInParent()
     message.parameters.update(record["parameters"])
