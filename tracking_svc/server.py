@@ -9,6 +9,7 @@ from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from research_common.errors import ServiceError, Unavailable
 from research_common.server import GrpcServer, build_server
 from tracking_svc import backend as mlflow_backend
+from tracking_svc.absent_modules import remember_absent
 from tracking_svc.backend import TrackingBackend
 from tracking_svc.config import Settings
 from tracking_svc.service import TrackingService
@@ -20,6 +21,7 @@ async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, i
     """A ready-to-start server on `address` ("host:0" picks a free port).
     MLflow need not be reachable yet: health says NOT_SERVING until it is,
     and the default experiment is created on first contact."""
+    remember_absent()
     backend = TrackingBackend(settings)
     server: GrpcServer
 
