@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -48,6 +49,26 @@ COMPONENTS = (
     Component("tracking_svc", "TRACKING_ADDR", "127.0.0.1:50052"),
     Component("gateway", "GATEWAY_ADDR", "127.0.0.1:8080", scheme="http"),
 )
+
+
+def _in_use(component: Component) -> str | None:
+    """Why `component` cannot listen where it is told to, or None. Checked
+    before anything starts: with another server already on the port, the
+    readiness probes would be answered by that server instead."""
+    host, _, port = component.address.rpartition(":")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host.strip("[]"), int(port)))
+            return None
+    except ValueError:
+        return f"{component.address_variable}={component.address} is not host:port"
+    except OSError as error:
+        return (
+            f"{component.address} ({component.address_variable}) is not free: "
+            f"{error.strerror}; stop what listens there or set {component.address_variable}"
+        )
 
 
 async def _wait_ready(component: Component, process: asyncio.subprocess.Process) -> None:
@@ -115,6 +136,12 @@ async def run(demo: bool = False) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+
+    taken = [reason for reason in map(_in_use, COMPONENTS) if reason]
+    if taken:
+        for reason in taken:
+            print(f"run: {reason}", file=sys.stderr)
+        return 2
 
     processes = [
         await asyncio.create_subprocess_exec(

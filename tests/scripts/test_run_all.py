@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -184,3 +185,27 @@ async def test_make_run_as_the_readme_gives_it(tmp_path: Path) -> None:
         if job.returncode is None:
             os.killpg(job.pid, signal.SIGKILL)
             await job.wait()
+
+
+async def test_an_address_already_in_use_stops_the_job_before_it_starts(tmp_path: Path) -> None:
+    """With another server on a component's port the job refuses to start,
+    naming the address and its variable, instead of reporting that other
+    server as ready."""
+    addresses = _addresses()
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        taken = f"127.0.0.1:{squatter.getsockname()[1]}"
+        addresses["TRACKING_ADDR"] = taken
+        job = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(RUN_ALL),
+            cwd=tmp_path,
+            env=_environment(addresses),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(job.communicate(), 30)
+    assert job.returncode == 2
+    assert stderr.decode().splitlines() == [
+        f"run: {taken} (TRACKING_ADDR) is not free: Address already in use; "
+        "stop what listens there or set TRACKING_ADDR"
+    ]
+    assert not (tmp_path / ".data").exists()
