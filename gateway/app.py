@@ -145,6 +145,7 @@ class Gateway:
         self, request: Request, receive: Receive
     ) -> tuple[int, Any, list[tuple[str, str]]]:
         """(status, JSON body, extra headers), or HttpError."""
+        request.check_head()
         path = request.path.split("?", 1)[0]
         if path in OPEN_PATHS and request.method == "GET":
             request.route = path
@@ -187,7 +188,8 @@ class Gateway:
     ) -> tuple[int, Any, list[tuple[str, str]]]:
         binding = found.binding
         body: Any = NO_BODY
-        raw = await read_body(request, receive, self.settings.max_body_bytes)
+        timeout = request.timeout(self.settings.timeout, self.settings.max_timeout)
+        raw = await read_body(request, receive, self.settings.max_body_bytes, timeout)
         if raw.strip():
             if binding.body is None:
                 raise HttpError.bad_request(
@@ -195,7 +197,6 @@ class Gateway:
                 )
             request.check_json_content_type()
             body = parse_json(raw)
-        timeout = request.timeout(self.settings.timeout, self.settings.max_timeout)
         message = build_request(binding, found.variables, request.query_params(), body)
         metadata = [(REQUEST_ID_HEADER, request.request_id)]
         authorization = request.headers.get("authorization")

@@ -3,6 +3,7 @@ read within a size and time limit, and a JSON answer sent back."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -37,6 +38,12 @@ _JSON_TYPES = ("application/json",)
 # limit in the gateway itself (500). 32 also leaves room for the one level a
 # response wraps a stored value in (GetExperimentResponse.experiment).
 MAX_JSON_DEPTH = 32
+# Bounds on the request head. The HTTP parser reads any number of headers of
+# any size; without these a flood of 10,000 headers or one 1 MB header was
+# served as if nothing were wrong. Browsers and curl send well under 50
+# headers and a few kB.
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 32 * 1024
 
 
 class ClientGone(Exception):
@@ -46,7 +53,7 @@ class ClientGone(Exception):
 class Request:
     """The parts of an ASGI HTTP request the gateway uses."""
 
-    __slots__ = ("headers", "method", "path", "query", "request_id", "route")
+    __slots__ = ("headers", "method", "oversized_head", "path", "query", "request_id", "route")
 
     def __init__(self, scope: Scope) -> None:
         self.method: str = scope["method"]
@@ -61,6 +68,18 @@ class Request:
         self.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         # The route template once matched: the label of logs and metrics.
         self.route = "unmatched"
+        self.oversized_head = len(scope["headers"]) > MAX_HEADERS or (
+            sum(len(key) + len(value) for key, value in scope["headers"]) > MAX_HEADER_BYTES
+        )
+
+    def check_head(self) -> None:
+        """431 for a request head over MAX_HEADERS or MAX_HEADER_BYTES."""
+        if self.oversized_head:
+            raise HttpError(
+                431,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes",
+            )
 
     def query_params(self) -> dict[str, list[str]]:
         """Every parameter and its values in order; 400 on bad encoding."""
@@ -116,24 +135,35 @@ def _decode_query(raw: bytes) -> str:
         raise HttpError.bad_request("the query string is not valid UTF-8") from None
 
 
-async def read_body(request: Request, receive: Receive, limit: int) -> bytes:
-    """The whole body; 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: Request, receive: Receive, limit: int, within: float) -> bytes:
+    """The whole body; 413 as soon as it is known to exceed `limit` bytes,
+    408 when it has not all arrived within `within` seconds (the request's
+    deadline: a client trickling its body must not hold a request open for
+    ever)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise HttpError(
+            408,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"the request body did not arrive within {within:g} s",
+        ) from None
 
 
 def _too_large(limit: int) -> HttpError:
