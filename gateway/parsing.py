@@ -292,12 +292,20 @@ def _map_key(field: FieldDescriptor) -> Callable[[str, str], Any]:
 # --- well-known types --------------------------------------------------------
 
 
+# A field the body names is present even when its value is empty (`{}`,
+# `[]`, a wrapper holding 0): update() / extend() / assigning a default do
+# not mark the field set in its parent, so `{"parameters": {}}` came back
+# as `"parameters": null`, unlike every other message field.
+
+
 def _parse_struct(value: Any, message: Any, path: str) -> None:
     message.update(_object(value, path))
+    message.SetInParent()
 
 
 def _parse_list(value: Any, message: Any, path: str) -> None:
     message.extend(_array(value, path))
+    message.SetInParent()
 
 
 def _parse_value(value: Any, message: Any, path: str) -> None:
@@ -316,6 +324,7 @@ def _parse_from_string(value: Any, message: Any, path: str) -> None:
 def _wrapper(converter: Callable[[Any, str], Any]) -> Callable[[Any, Any, str], None]:
     def parse(value: Any, message: Any, path: str) -> None:
         message.value = converter(value, path)
+        message.SetInParent()
 
     return parse
 
