@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, exc, insert, select, update
+from sqlalchemy import Table, bindparam, delete, exc, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from experiments_svc.convert import Record
@@ -17,6 +17,10 @@ from research_common.errors import AlreadyExists
 _table: Table = ExperimentRow.__table__  # type: ignore[assignment]
 _NEWEST_FIRST = (_table.c.created_at.desc(), _table.c.id.desc())
 _TICK = timedelta(microseconds=1)
+# The statements of the reads by key, built once: building a statement and
+# its cache key costs more per call than running it on a warm connection.
+_GET = select(_table).where(_table.c.id == bindparam("experiment_id"))
+_BY_RUN_ID = select(_table).where(_table.c.mlflow_run_id == bindparam("mlflow_run_id"))
 
 
 def _run_recorded(mlflow_run_id: object) -> AlreadyExists:
@@ -30,6 +34,10 @@ def _run_recorded(mlflow_run_id: object) -> AlreadyExists:
 class ExperimentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Every read is one SELECT, which sees one snapshot on its own; run
+        # outside a transaction it needs no BEGIN and no ROLLBACK, two round
+        # trips of three. Same pool; writes keep their transactions.
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def insert(self, record: Mapping[str, Any]) -> None:
         """Add a row; AlreadyExists when another row records the same MLflow
@@ -41,20 +49,18 @@ class ExperimentStore:
             raise _run_recorded(record.get("mlflow_run_id")) from None
 
     async def find_by_run_id(self, mlflow_run_id: str) -> Record | None:
-        async with self._engine.connect() as connection:
-            result = await connection.execute(
-                select(_table).where(_table.c.mlflow_run_id == mlflow_run_id)
-            )
+        async with self._reads.connect() as connection:
+            result = await connection.execute(_BY_RUN_ID, {"mlflow_run_id": mlflow_run_id})
             return result.mappings().first()
 
     async def get(self, experiment_id: uuid.UUID) -> Record | None:
-        async with self._engine.connect() as connection:
-            result = await connection.execute(select(_table).where(_table.c.id == experiment_id))
+        async with self._reads.connect() as connection:
+            result = await connection.execute(_GET, {"experiment_id": experiment_id})
             return result.mappings().first()
 
     async def get_many(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Record]:
         """The rows that exist among `ids`, in one query."""
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             result = await connection.execute(select(_table).where(_table.c.id.in_(ids)))
             return {row["id"]: row for row in result.mappings()}
 
@@ -64,7 +70,7 @@ class ExperimentStore:
         query = select(_table).order_by(*_NEWEST_FIRST).offset(skip).limit(limit)
         for column, value in filters.items():
             query = query.where(_table.c[column] == value)
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             result = await connection.execute(query)
             return list(result.mappings())
 
