@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Each does all the
 # set-up it needs on a fresh machine (virtualenv, dependencies, generated stubs).
+# `make bench` runs the benchmarks (BENCHMARKS.md); BENCH_ARGS="--quick --only 1,5".
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,10 @@ STUBS := gen/.generated
 PROTO_FILES := $(shell find protos -name '*.proto')
 BUF := node_modules/.bin/buf
 
-.PHONY: run demo test check lint typecheck buf-lint protos clean
+BENCH_INSTALLED := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+.PHONY: run demo test check lint typecheck buf-lint protos clean bench
 
 run: $(STUBS)
 	$(BIN)/python scripts/run_all.py
@@ -35,6 +39,17 @@ buf-lint: $(STUBS) $(BUF)
 	$(BUF) lint
 
 protos: $(STUBS)
+
+# wrk (Debian's package) is the HTTP load generator; the harness needs it.
+bench: $(STUBS) $(BENCH_INSTALLED)
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "make bench: wrk is not installed; install it with: apt-get install -y wrk" >&2; \
+		exit 2; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+$(BENCH_INSTALLED): $(INSTALLED) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

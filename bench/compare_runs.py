@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import statistics
 import tempfile
 import time
 import uuid
@@ -25,6 +24,7 @@ from pathlib import Path
 from grpc import aio
 from mlflow.tracking import MlflowClient
 
+from bench.stats import summarize
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from tests.mlflow_server import MlflowServer
 from tracking_svc.config import Settings
@@ -35,8 +35,9 @@ EXPERIMENT = "bench-compare"
 RUNS = 10
 
 
-def _seed(client: MlflowClient) -> list[str]:
-    experiment_id = client.create_experiment(EXPERIMENT)
+def seed_runs(client: MlflowClient, experiment: str = EXPERIMENT) -> list[str]:
+    """10 finished runs of one strategy in a new MLflow experiment."""
+    experiment_id = client.create_experiment(experiment)
     strategy = str(uuid.uuid4())
     run_ids = []
     for i in range(RUNS):
@@ -54,11 +55,6 @@ def _seed(client: MlflowClient) -> list[str]:
     return run_ids
 
 
-def _summary(samples: list[float]) -> dict[str, float]:
-    deciles = statistics.quantiles(samples, n=10)
-    return {"median": statistics.median(samples), "p10": deciles[0], "p90": deciles[-1]}
-
-
 @dataclasses.dataclass(frozen=True)
 class Result:
     rounds: int
@@ -70,7 +66,7 @@ class Result:
 async def measure(rounds: int) -> Result:
     with tempfile.TemporaryDirectory() as folder, MlflowServer(Path(folder)) as mlflow_server:
         client = MlflowClient(tracking_uri=mlflow_server.url)
-        run_ids = _seed(client)
+        run_ids = seed_runs(client)
         settings = Settings(tracking_uri=mlflow_server.url, experiment_name=EXPERIMENT)
         server, port = await create_server(settings, "127.0.0.1:0")
         await server.start()
@@ -98,9 +94,9 @@ async def measure(rounds: int) -> Result:
     ratios = [s / c for s, c in zip(sequential_ms, compare_ms, strict=True)]
     return Result(
         rounds=rounds,
-        compare_runs_grpc=_summary(compare_ms),
-        sequential_get_run=_summary(sequential_ms),
-        speedup=_summary(ratios),
+        compare_runs_grpc=summarize(compare_ms),
+        sequential_get_run=summarize(sequential_ms),
+        speedup=summarize(ratios),
     )
 
 

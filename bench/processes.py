@@ -1,0 +1,136 @@
+"""The processes a scenario starts: `python -m <module>` with its own
+environment and log file, waited on until it is ready, measured (start-up
+time, resident memory) and stopped again.
+
+Log lines go to a file, never to a pipe: a pipe nobody drains fast enough
+would slow the process down under load and bias the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+READY_WITHIN = 60.0  # seconds
+STOP_WITHIN = 15.0
+
+# The parent's MLflow settings must not leak into a service under test.
+_DROPPED = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "DATABASE_URL", "API_TOKENS")
+
+
+class BenchProcess:
+    def __init__(
+        self, name: str, process: asyncio.subprocess.Process, log: Path, spawned: float
+    ) -> None:
+        self.name = name
+        self.process = process
+        self.log = log
+        self.spawned = spawned  # time.perf_counter() at spawn
+        self.ready_after: float | None = None  # seconds from spawn to ready
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_mb(self) -> float:
+        """Resident set size now, in MiB, from /proc."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"{self.name}: no VmRSS in /proc/{self.pid}/status")
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _failed(self, why: str) -> RuntimeError:
+        tail = "\n".join(self.log_text().splitlines()[-20:])
+        return RuntimeError(f"{self.name} {why}; last log lines:\n{tail}")
+
+    async def wait_grpc(self, address: str, within: float = READY_WITHIN) -> None:
+        """Until grpc.health.v1 reports SERVING; records `ready_after`."""
+        request = health_pb2.HealthCheckRequest(service="")
+        async with aio.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            deadline = time.perf_counter() + within
+            while self.process.returncode is None and time.perf_counter() < deadline:
+                with contextlib.suppress(aio.AioRpcError):
+                    reply = await stub.Check(request, timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        self.ready_after = time.perf_counter() - self.spawned
+                        return
+                await asyncio.sleep(0.02)
+        raise self._failed("did not report SERVING")
+
+    async def wait_http(self, url: str, within: float = READY_WITHIN) -> None:
+        """Until GET `url` answers 200; records `ready_after`."""
+        deadline = time.perf_counter() + within
+        while self.process.returncode is None and time.perf_counter() < deadline:
+            if await asyncio.to_thread(_answers_200, url):
+                self.ready_after = time.perf_counter() - self.spawned
+                return
+            await asyncio.sleep(0.02)
+        raise self._failed(f"did not answer 200 on {url}")
+
+    async def stop(self) -> None:
+        if self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), STOP_WITHIN)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return int(response.status) == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+async def spawn(
+    name: str, args: Sequence[str], env: Mapping[str, str], log_dir: Path
+) -> BenchProcess:
+    """`python <args>` (e.g. ["-m", "gateway"]) with `env` over ours."""
+    base = {key: value for key, value in os.environ.items() if key not in _DROPPED}
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        spawned = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            env={**base, **env},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    return BenchProcess(name, process, log, spawned)
+
+
+@contextlib.asynccontextmanager
+async def stopping(processes: list[BenchProcess]) -> AsyncIterator[list[BenchProcess]]:
+    """Every process in the list (which may grow inside) stopped on exit,
+    last started first."""
+    try:
+        yield processes
+    finally:
+        for process in reversed(processes):
+            await process.stop()
