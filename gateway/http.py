@@ -163,6 +163,9 @@ async def read_body(request: Request, receive: Receive, limit: int, within: floa
             408,
             grpc.StatusCode.DEADLINE_EXCEEDED,
             f"the request body did not arrive within {within:g} s",
+            # The rest of the body may still come: the connection cannot
+            # carry another request.
+            headers={"connection": "close"},
         ) from None
 
 

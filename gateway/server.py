@@ -10,13 +10,11 @@ import math
 import socket
 from collections.abc import Iterator, Sequence
 
-import orjson
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.errors import HttpError
+from gateway.protocol import protocol_class
 from gateway.upstreams import Upstream, Upstreams
 from research.experiments.v1 import experiments_pb2
 from research.tracking.v1 import tracking_pb2
@@ -40,31 +38,6 @@ def default_upstreams(settings: Settings) -> list[Upstream]:
     ]
 
 
-class _HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, except that a request the parser
-    refuses (raw non-ASCII bytes in the target, a malformed head) is
-    answered with the contract's error body instead of a plain-text 400:
-    every error from any route has the one body (CONTRACT §4)."""
-
-    def send_400_response(self, msg: str) -> None:
-        payload = orjson.dumps(
-            HttpError.bad_request(f"the request is not valid HTTP/1.1: {msg}").body()
-        )
-        content = [b"HTTP/1.1 400 Bad Request\r\n"]
-        for name, value in self.server_state.default_headers:
-            content.extend([name, b": ", value, b"\r\n"])
-        content.extend(
-            [
-                b"content-type: application/json\r\n",
-                b"content-length: " + str(len(payload)).encode("ascii") + b"\r\n",
-                b"connection: close\r\n\r\n",
-                payload,
-            ]
-        )
-        self.transport.write(b"".join(content))
-        self.transport.close()
-
-
 class _Server(uvicorn.Server):
     # Signals are the caller's business (`serve_until_signalled`); uvicorn's
     # own capture would re-raise SIGTERM after shutdown and end the process
@@ -83,7 +56,9 @@ class GatewayServer:
         self._socket = sock
         config = uvicorn.Config(
             app,
-            http=_HttpProtocol,
+            # A request head must arrive within the request deadline, as
+            # the body must (gateway/http.py).
+            http=protocol_class(app.settings.timeout),
             loop="none",
             lifespan="on",
             log_config=None,
