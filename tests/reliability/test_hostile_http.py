@@ -4,16 +4,13 @@ afterwards (the probes answer and a create and a tracking read succeed)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from dataclasses import dataclass
 
 import pytest
 
 from gateway.http import MAX_HEADER_BYTES, MAX_HEADERS
 from tests.gateway.conftest import Stack
-from tests.reliability.conftest import Record
 from tests.reliability.rawhttp import Answer, exchange, request_bytes
 
 pytestmark = pytest.mark.postgres
@@ -117,7 +114,7 @@ CASES = {
         b"/api/v1/experiments",
         431,
         8,
-        "request headers exceed",
+        f"request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes",
         headers=tuple((b"X-Flood-%d" % i, b"v") for i in range(10_000)),
     ),
     "one 1 MB header": Case(
@@ -125,7 +122,7 @@ CASES = {
         b"/api/v1/experiments",
         431,
         8,
-        "request headers exceed",
+        f"request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes",
         headers=((b"X-Big", b"a" * 1024 * 1024),),
     ),
 }
@@ -161,41 +158,6 @@ async def test_hostile_request_is_4xx_with_the_contract_body(stack: Stack, name:
     await assert_healthy(stack)
 
 
-async def test_a_slow_body_is_408_within_the_deadline(stack: Stack, figures: Record) -> None:
-    # Half the declared body, then nothing: the request's deadline (here the
-    # caller's Grpc-Timeout of 1 s) covers reading the body too.
-    body = json.dumps({"strategy_id": STRATEGY}).encode()
-    head = request_bytes("POST", b"/api/v1/experiments", [*JSON, (b"Grpc-Timeout", b"1S")], body)
-    payload = head[: len(head) - len(body) // 2]
-    began = time.monotonic()
-    answer = await exchange(stack.gateway.port, payload, within=5)
-    took = time.monotonic() - began
-    figures(answered_after_s=round(took, 2))
-    assert_contract_error(answer, Case("POST", b"", 408, 4, "did not arrive within 1 s"))
-    assert 1.0 <= took < 3.0
-    await assert_healthy(stack)
-
-
-async def test_slow_headers_do_not_hold_up_other_clients(stack: Stack, figures: Record) -> None:
-    # Connections that send half a request head and stall (slowloris) take
-    # no worker from anyone else: the event loop serves the next caller.
-    stalled = []
-    try:
-        for _ in range(50):
-            _, writer = await asyncio.open_connection("127.0.0.1", stack.gateway.port)
-            writer.write(b"GET /api/v1/experiments HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            await writer.drain()
-            stalled.append(writer)
-        began = time.monotonic()
-        await assert_healthy(stack)
-        took = time.monotonic() - began
-    finally:
-        for writer in stalled:
-            writer.close()
-    figures(stalled_connections=len(stalled), others_served_in_s=round(took, 2))
-    assert took < 2.0
-
-
 async def test_injection_in_a_lineage_filter_is_an_exact_match(stack: Stack) -> None:
     # Experiments filters are bound parameters, not text pasted into SQL: a
     # quote is just a character of a value no row has.
@@ -225,8 +187,3 @@ async def test_large_and_unicode_documents_are_stored_intact(stack: Stack) -> No
     for key, value in document.items():
         assert fetched[key] == value
     await assert_healthy(stack)
-
-
-def test_the_head_limits_are_what_the_cases_exceed() -> None:
-    assert MAX_HEADERS < 10_000
-    assert MAX_HEADER_BYTES < 1024 * 1024
