@@ -151,6 +151,7 @@ async def test_sigterm_under_load_drains_and_exits_0(
         requests=len(recorder.outcomes),
         statuses=status_names(statuses),
         held=len(held_answers),
+        cancelled_by_shutdown=statuses.get(499, 0),
         new_calls=[NO_ANSWER if p is None else p for p in probes],
         exit_code=code,
         exit_after_sigterm_s=round(exited_after, 2),
@@ -173,7 +174,12 @@ async def test_sigterm_under_load_drains_and_exits_0(
         # Only refusals of new connections after SIGTERM, never an error status.
         assert set(statuses) <= {ok, NO_ANSWER}
     else:
-        assert set(statuses) <= {ok, 503}
+        # A call that races the service's shutdown may be cancelled by
+        # grpc-core instead of refused; the contract's table makes that 499.
+        # Only calls begun after SIGTERM, never one that was in flight.
+        assert set(statuses) <= {ok, 503, 499}
+        raced = [o for o in recorder.outcomes if o.status == 499]
+        assert all(o.started >= signalled_at for o in raced)
     if not tracking_route:
         # Every acknowledged create is stored (read from the database itself,
         # since the gateway may be the process that stopped).

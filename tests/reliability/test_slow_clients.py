@@ -77,12 +77,13 @@ async def test_a_slow_body_is_408(stack: Stack, figures: Record) -> None:
 @pytest.mark.parametrize(
     ("label", "prefix", "payload"),
     [
-        ("half a head", b"", HALF_A_HEAD),
-        ("no bytes at all", b"", b""),
-        (
+        pytest.param("half a head", b"", HALF_A_HEAD, id="half-a-head"),
+        pytest.param("no bytes at all", b"", b"", id="no-bytes"),
+        pytest.param(
             "half a second head after a whole request",
             request_bytes("GET", b"/healthz"),
             HALF_A_HEAD,
+            id="kept-alive-second-head",
         ),
     ],
 )
