@@ -72,7 +72,7 @@ class Backbone:
         assert port == self.ports[module]
         return process
 
-    async def start_all(self) -> None:
+    async def _start_all(self) -> None:
         # The services first: the gateway's /readyz asks them.
         await asyncio.gather(self.start("experiments_svc"), self.start("tracking_svc"))
         await self.start("gateway")
@@ -82,9 +82,22 @@ class Backbone:
     async def kill(self, module: str) -> None:
         await self.processes[module].kill()
 
-    async def stop_all(self) -> None:
+    async def _stop_all(self) -> None:
         for process in self.processes.values():
             await process.kill()
+
+    async def __aenter__(self) -> Backbone:
+        """All three started and the gateway ready; whatever did start is
+        stopped again if one of them fails to."""
+        try:
+            await self._start_all()
+        except BaseException:
+            await self._stop_all()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stop_all()
 
 
 async def health(address: str, within: float = 1.0) -> int:

@@ -58,12 +58,8 @@ def cluster() -> Iterator[ThrowawayCluster]:
 async def backbone(
     cluster: ThrowawayCluster, mlflow_server: MlflowServer, tmp_path: Path
 ) -> AsyncIterator[Backbone]:
-    stack = Backbone(tmp_path, cluster.url, mlflow_server.url, "reliability-db")
-    try:
-        await stack.start_all()
+    async with Backbone(tmp_path, cluster.url, mlflow_server.url, "reliability-db") as stack:
         yield stack
-    finally:
-        await stack.stop_all()
 
 
 async def test_database_loss_under_load(

@@ -55,12 +55,8 @@ async def backbone(
     migrated_postgres: str, mlflow_server: MlflowServer, tmp_path: Path
 ) -> AsyncIterator[Backbone]:
     name = f"reliability-fuzz-{uuid.uuid4().hex[:8]}"
-    stack = Backbone(tmp_path, migrated_postgres, mlflow_server.url, name)
-    try:
-        await stack.start_all()
+    async with Backbone(tmp_path, migrated_postgres, mlflow_server.url, name) as stack:
         yield stack
-    finally:
-        await stack.stop_all()
 
 
 def fuzz_operation(

@@ -41,14 +41,10 @@ async def guarded(
     migrated_postgres: str, mlflow_server: MlflowServer, tmp_path: Path
 ) -> AsyncIterator[Backbone]:
     name = f"reliability-auth-{uuid.uuid4().hex[:8]}"
-    stack = Backbone(
+    async with Backbone(
         tmp_path, migrated_postgres, mlflow_server.url, name, extra_env={"API_TOKENS": TOKEN}
-    )
-    try:
-        await stack.start_all()
+    ) as stack:
         yield stack
-    finally:
-        await stack.stop_all()
 
 
 def _concrete(path: str) -> str:

@@ -37,18 +37,16 @@ async def setup(
 ) -> AsyncIterator[tuple[Backbone, MlflowServer]]:
     mlflow = MlflowServer(tmp_path / "mlflow")
     await asyncio.to_thread(mlflow.start)
-    stack = Backbone(
-        tmp_path,
-        migrated_postgres,
-        mlflow.url,
-        "reliability-mlflow",
-        extra_env={"TRACKING_WORKERS": str(TRACKING_WORKERS)},
-    )
     try:
-        await stack.start_all()
-        yield stack, mlflow
+        async with Backbone(
+            tmp_path,
+            migrated_postgres,
+            mlflow.url,
+            "reliability-mlflow",
+            extra_env={"TRACKING_WORKERS": str(TRACKING_WORKERS)},
+        ) as stack:
+            yield stack, mlflow
     finally:
-        await stack.stop_all()
         await asyncio.to_thread(mlflow.stop)
 
 

@@ -45,12 +45,10 @@ async def backbone(
 ) -> AsyncIterator[Backbone]:
     name = f"reliability-shutdown-{uuid.uuid4().hex[:8]}"
     # The held creates wait on a table lock: DB_TIMEOUT must outlast it.
-    stack = Backbone(tmp_path, migrated_postgres, proxy.url, name, extra_env={"DB_TIMEOUT": "5"})
-    try:
-        await stack.start_all()
+    async with Backbone(
+        tmp_path, migrated_postgres, proxy.url, name, extra_env={"DB_TIMEOUT": "5"}
+    ) as stack:
         yield stack
-    finally:
-        await stack.stop_all()
 
 
 async def refusals(module: str, base_url: str) -> list[int | None]:
