@@ -18,6 +18,7 @@ from grpc import aio
 
 if TYPE_CHECKING:
     from tests.mlflow_server import MlflowServer
+    from tests.pg_cluster import ThrowawayCluster
 
 # The admin connection: tests create (and drop) their own databases on it.
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -66,6 +67,18 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
     with MlflowServer(tmp_path_factory.mktemp("mlflow-server")) as server:
         yield server
+
+
+@pytest.fixture
+def cluster() -> Iterator[ThrowawayCluster]:
+    """A PostgreSQL cluster of the test's own (initdb + pg_ctl), which the
+    test may stop and start; never the machine's shared server."""
+    from tests.pg_cluster import ThrowawayCluster  # it imports this module's helpers
+
+    throwaway = ThrowawayCluster()
+    throwaway.start()
+    yield throwaway
+    throwaway.destroy()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ a restart. Runs against a throwaway PostgreSQL cluster this test stops."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -25,14 +25,6 @@ pytestmark = pytest.mark.postgres
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-@pytest.fixture
-def cluster() -> Iterator[ThrowawayCluster]:
-    throwaway = ThrowawayCluster()
-    throwaway.start()
-    yield throwaway
-    throwaway.destroy()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,14 +44,6 @@ class Row:
 
     def allowed(self) -> list[dict[str, Any]]:
         return [self.acked, *self.maybe]
-
-
-@pytest.fixture
-def cluster() -> Iterator[ThrowawayCluster]:
-    throwaway = ThrowawayCluster()
-    throwaway.start()
-    yield throwaway
-    throwaway.destroy()
 
 
 @pytest.fixture
