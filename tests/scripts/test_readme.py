@@ -8,12 +8,11 @@ import asyncio
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.scripts.test_run_all import READY_MARKER, RUN_ALL, _addresses, _environment, _read_until
+from tests.scripts.test_run_all import READY_MARKER, _addresses, _read_until, start_job
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = "## Talking to it over HTTP"
@@ -56,14 +55,7 @@ def readme_http_block() -> str:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 async def test_the_readme_http_walkthrough_returns_demo_data(tmp_path: Path) -> None:
     addresses = _addresses()
-    job = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(RUN_ALL),
-        "--demo",
-        cwd=tmp_path,
-        env=_environment(addresses),
-        stderr=asyncio.subprocess.PIPE,
-    )
+    job = await start_job(tmp_path, addresses, "--demo")
     assert job.stderr is not None
     seen: list[str] = []
     try:

@@ -66,6 +66,21 @@ def _environment(extra: Mapping[str, str]) -> dict[str, str]:
     return {**base, **extra}
 
 
+async def start_job(
+    folder: Path, addresses: Mapping[str, str], *options: str
+) -> asyncio.subprocess.Process:
+    """`scripts/run_all.py [options]` started in `folder` on `addresses`,
+    its stderr (where it reports) piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(RUN_ALL),
+        *options,
+        cwd=folder,
+        env=_environment(addresses),
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def _one_request_per_service(gateway: str, data: Path) -> None:
     """Through the gateway: readiness, an experiment created, and an MLflow
     run (logged into the store the job made) imported across the services."""
@@ -102,13 +117,7 @@ async def _one_request_per_service(gateway: str, data: Path) -> None:
 
 async def test_the_main_job_serves_all_three_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     addresses = _addresses()
-    job = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(RUN_ALL),
-        cwd=tmp_path,
-        env=_environment(addresses),
-        stderr=asyncio.subprocess.PIPE,
-    )
+    job = await start_job(tmp_path, addresses)
     assert job.stderr is not None
     seen: list[str] = []
     try:
@@ -195,13 +204,7 @@ async def test_an_address_already_in_use_stops_the_job_before_it_starts(tmp_path
     with socket.create_server(("127.0.0.1", 0)) as squatter:
         taken = f"127.0.0.1:{squatter.getsockname()[1]}"
         addresses["TRACKING_ADDR"] = taken
-        job = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(RUN_ALL),
-            cwd=tmp_path,
-            env=_environment(addresses),
-            stderr=asyncio.subprocess.PIPE,
-        )
+        job = await start_job(tmp_path, addresses)
         _, stderr = await asyncio.wait_for(job.communicate(), 30)
     assert job.returncode == 2
     assert stderr.decode().splitlines() == [
