@@ -21,6 +21,12 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 DEFAULT_TRACKING_ADDRESS = "127.0.0.1:50052"
 # The embedded default: a SQLite file under .data/ in the working directory.
 DEFAULT_DATABASE_URL = "sqlite:///.data/experiments.db"
+# The key of the page tokens' MAC. Every replica needs the same one so that
+# any replica reads any token; a token grants nothing beyond its own query,
+# so the key guards the tokens' integrity, not a secret (see
+# research_common.page_tokens). Set PAGE_TOKEN_KEY to make forged tokens
+# unverifiable too.
+DEFAULT_PAGE_TOKEN_KEY = "research.experiments.v1 page tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,7 @@ class Settings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     # Where Prometheus metrics are served (host:port); unset: not served.
     metrics_address: str | None = None
+    page_token_key: str = DEFAULT_PAGE_TOKEN_KEY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,4 +77,5 @@ class Settings:
             tokens=Tokens.from_env(env),
             tls=TlsSettings.from_env(env),
             metrics_address=optional_address(env, "METRICS_ADDR"),
+            page_token_key=env.get("PAGE_TOKEN_KEY") or DEFAULT_PAGE_TOKEN_KEY,
         )

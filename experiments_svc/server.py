@@ -15,6 +15,7 @@ from experiments_svc.service import ExperimentService
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research_common.errors import ServiceError, Unavailable
+from research_common.page_tokens import PageTokens
 from research_common.server import GrpcServer, build_server
 
 SERVICE_NAME = experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name
@@ -31,7 +32,9 @@ async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, i
         await engine.dispose()
         raise
     tracking = TrackingClient(settings.tracking_address, settings.tracking_timeout, settings.tls)
-    service = ExperimentService(ExperimentStore(engine), tracking)
+    service = ExperimentService(
+        ExperimentStore(engine), tracking, PageTokens(settings.page_token_key.encode())
+    )
     server: GrpcServer
 
     def translate(error: BaseException) -> ServiceError | None:

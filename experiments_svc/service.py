@@ -19,11 +19,16 @@ from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research_common import diff
 from research_common.diff_messages import write_metric_diff, write_value_diff
 from research_common.errors import AlreadyExists, InvalidArgument, NotFound, echo
+from research_common.page_tokens import PageTokens
 
 Context = aio.ServicerContext[Any, Any]
 Clock = Callable[[], datetime]
 
 EXPERIMENT_TYPE = experiments_pb2.Experiment.DESCRIPTOR.full_name
+# A list page stops before the experiments it holds reach this many bytes
+# encoded, so that it fits in one gRPC message (4 MiB, the default of every
+# gRPC client) with room to spare; `next_page_token` says where the rest is.
+PAGE_BYTES = 3 * 1024 * 1024
 NOT_FOUND_MESSAGE = "Experiment not found"
 
 # Update rules by field of Experiment (CONTRACT §5).
@@ -49,19 +54,19 @@ def _is_populated(message: experiments_pb2.Experiment, name: str) -> bool:
 
 def _update_paths(request: experiments_pb2.UpdateExperimentRequest) -> list[str]:
     """The fields to replace: the mask's paths, or the populated fields when
-    no mask is given. Anything but a writable field is refused by name."""
-    if request.update_mask.paths:
-        paths = list(dict.fromkeys(request.update_mask.paths))
-    else:
-        fields = request.experiment.DESCRIPTOR.fields_by_name
-        paths = [name for name in fields if _is_populated(request.experiment, name)]
+    no mask is given. Anything but a writable field is refused by name, and
+    so is a field set outside the mask: nothing sent is dropped silently."""
+    fields = request.experiment.DESCRIPTOR.fields_by_name
+    populated = [name for name in fields if _is_populated(request.experiment, name)]
+    for name in populated:
+        if name in WRITE_ONCE_FIELDS:  # with or without a mask
+            raise _write_once(name)
+    paths = list(dict.fromkeys(request.update_mask.paths)) or populated
     for path in paths:
         if path in WRITABLE:
             continue
         if path in WRITE_ONCE_FIELDS:
-            raise InvalidArgument.field(
-                path, "is write-once: lineage fields cannot change after the experiment is recorded"
-            )
+            raise _write_once(path)
         if path in OUTPUT_ONLY:
             raise InvalidArgument.field(path, "is output only and cannot be updated")
         head = path.split(".", 1)[0]
@@ -70,7 +75,20 @@ def _update_paths(request: experiments_pb2.UpdateExperimentRequest) -> list[str]
                 "update_mask", f"can only replace whole fields; got {echo(path)}, use {head!r}"
             )
         raise InvalidArgument.field("update_mask", f"names an unknown field {echo(path)}")
+    outside = [name for name in populated if name not in paths]
+    if outside:
+        raise InvalidArgument.field(
+            outside[0],
+            f"is set but update_mask ({', '.join(paths)}) does not name it: name every "
+            "field to replace in the mask, or send no mask",
+        )
     return paths
+
+
+def _write_once(name: str) -> InvalidArgument:
+    return InvalidArgument.field(
+        name, "is write-once: lineage fields cannot change after the experiment is recorded"
+    )
 
 
 def _changes(experiment: experiments_pb2.Experiment, paths: list[str]) -> dict[str, Any]:
@@ -89,10 +107,15 @@ def _changes(experiment: experiments_pb2.Experiment, paths: list[str]) -> dict[s
 
 class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
     def __init__(
-        self, store: ExperimentStore, tracking: TrackingClient, clock: Clock = utc_now
+        self,
+        store: ExperimentStore,
+        tracking: TrackingClient,
+        page_tokens: PageTokens,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._tracking = tracking
+        self._page_tokens = page_tokens
         self._clock = clock
 
     async def CreateExperiment(
@@ -114,8 +137,10 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
             "created_at": now,
             "updated_at": now,
         }
+        experiment = to_proto(record)
+        check.check_size(experiment)
         await self._store.insert(record)
-        return experiments_pb2.CreateExperimentResponse(experiment=to_proto(record))
+        return experiments_pb2.CreateExperimentResponse(experiment=experiment)
 
     async def ListExperiments(
         self, request: experiments_pb2.ListExperimentsRequest, context: Context
@@ -126,12 +151,27 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
         for name in OPTIONAL_TEXT_FIELDS:
             if has_field(request, name):
                 filters[name] = check.check_filter(name, getattr(request, name))
-        skip, limit = check.paging(
+        skip, size = check.paging(
             request.skip if request.HasField("skip") else None,
             request.limit if request.HasField("limit") else None,
+            request.page_size if request.HasField("page_size") else None,
+            request.page_token,
         )
-        records = await self._store.list(filters, skip, limit)
-        return experiments_pb2.ListExperimentsResponse(experiments=[to_proto(r) for r in records])
+        # What a token is bound to: the filters (the page size may change).
+        query = {name: str(value) for name, value in filters.items()}
+        after = None
+        if request.page_token:
+            after = _keyset(self._page_tokens.decode(request.page_token, query))
+        # One row more than the page: whether there is a next page at all.
+        records = await self._store.list(filters, skip, size + 1, after)
+        page = _page(records[:size])
+        response = experiments_pb2.ListExperimentsResponse(experiments=page)
+        if len(page) < len(records):
+            last = records[len(page) - 1]
+            response.next_page_token = self._page_tokens.encode(
+                query, [last["created_at"].isoformat(), last["id"].hex]
+            )
+        return response
 
     async def GetExperiment(
         self, request: experiments_pb2.GetExperimentRequest, context: Context
@@ -147,7 +187,12 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
     ) -> experiments_pb2.UpdateExperimentResponse:
         experiment_id = check.parse_uuid("experiment_id", request.experiment_id)
         changes = _changes(request.experiment, _update_paths(request))
-        record = await self._store.update(experiment_id, changes, self._clock())
+        record = await self._store.update(
+            experiment_id,
+            changes,
+            self._clock(),
+            check=lambda row: check.check_size(to_proto(row), changes),
+        )
         if record is None:
             raise _not_found(experiment_id)
         return experiments_pb2.UpdateExperimentResponse(experiment=to_proto(record))
@@ -193,6 +238,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
             return _imported(existing, created=False)
         run = await self._tracking.get_run(run_id, context.time_remaining())
         record = record_from_run(run, self._clock())
+        _check_record_size(record)
         try:
             await self._store.insert(record)
         except AlreadyExists:
@@ -201,6 +247,38 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
                 raise
             return _imported(existing, created=False)
         return _imported(record, created=True)
+
+
+def _check_record_size(record: Record) -> None:
+    check.check_size(to_proto(record))
+
+
+def _keyset(position: list[Any]) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) a checked page token holds."""
+    try:
+        created_at, last_id = position
+        when = datetime.fromisoformat(created_at)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, uuid.UUID(hex=last_id)
+    except (TypeError, ValueError):
+        raise InvalidArgument.field("page_token", "is not a page token of this list") from None
+
+
+def _page(records: list[Record]) -> list[experiments_pb2.Experiment]:
+    """The records as messages, as many as fit in PAGE_BYTES (never fewer
+    than one): a page of large rows ends early instead of failing."""
+    page: list[experiments_pb2.Experiment] = []
+    used = 0
+    for record in records:
+        experiment = to_proto(record)
+        # The field's tag and length prefix: a few bytes on each row.
+        size = experiment.ByteSize() + 8
+        if page and used + size > PAGE_BYTES:
+            break
+        page.append(experiment)
+        used += size
+    return page
 
 
 def _imported(record: Record, *, created: bool) -> experiments_pb2.ImportRunResponse:

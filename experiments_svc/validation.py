@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -18,8 +18,19 @@ MIN_LIMIT, MAX_LIMIT, DEFAULT_LIMIT = 1, 1000, 100
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
-# Integers beyond this lose precision as a protobuf double; keep them floats.
-_EXACT_INT = 2**53
+# A free-form number is a double (google.protobuf.Struct), which holds every
+# integer exactly only up to 2^53 - 1. Every double beyond is an integer
+# that stands for many (2^53 + 1 arrives as 2^53), so it is refused rather
+# than kept changed (CONTRACT §3).
+MAX_SAFE_INTEGER = 2**53 - 1
+# What one experiment may hold, in its protobuf encoding (the form every
+# response carries it in): a compare of ten repeats each row once in
+# `experiments` and its values again in the diffs, and a compare must fit in
+# one 4 MiB gRPC message (CONTRACT §3: every accepted row can be read back
+# through every route). Each top-level key of `parameters` and `metrics` is
+# one diff entry holding ten ids, hence the bound on keys.
+MAX_EXPERIMENT_BYTES = 64 * 1024
+MAX_DIFF_KEYS = 256
 
 JSON = Any  # a JSON value: None, bool, int, float, str, list, dict
 
@@ -33,7 +44,11 @@ def parse_uuid(field: str, value: str) -> uuid.UUID:
 
 
 def check_text(field: str, value: str) -> str:
-    """A lineage string: at most 255 characters, no NUL (PostgreSQL refuses it)."""
+    """A lineage string: 1 to 255 characters, no NUL (PostgreSQL refuses it).
+    An empty one is refused rather than kept: it would stand for "none"
+    beside null, and as an MLflow run id it blocked every later empty one."""
+    if not value:
+        raise InvalidArgument.field(field, "must not be empty; leave it out (or null) for none")
     if len(value) > MAX_TEXT:
         raise InvalidArgument.field(
             field, f"must be at most {MAX_TEXT} characters, got {len(value)}"
@@ -49,16 +64,29 @@ def check_filter(field: str, value: str) -> str:
     return check_text(field, value)
 
 
-def paging(skip: int | None, limit: int | None) -> tuple[int, int]:
+def paging(
+    skip: int | None, limit: int | None, page_size: int | None, page_token: str
+) -> tuple[int, int]:
+    """(skip, page size). `limit` is the seed's name of `page_size`; `skip`
+    pages by offset and cannot be combined with a token."""
+    if limit is not None and page_size is not None and limit != page_size:
+        raise InvalidArgument.field(
+            "page_size", f"and limit name the same thing; got {page_size} and {limit}, give one"
+        )
+    name = "limit" if limit is not None else "page_size"
+    size = next((v for v in (limit, page_size) if v is not None), DEFAULT_LIMIT)
     skip = 0 if skip is None else skip
-    limit = DEFAULT_LIMIT if limit is None else limit
     if skip < 0:
         raise InvalidArgument.field("skip", f"must be 0 or more, got {skip}")
-    if not MIN_LIMIT <= limit <= MAX_LIMIT:
+    if skip and page_token:
         raise InvalidArgument.field(
-            "limit", f"must be between {MIN_LIMIT} and {MAX_LIMIT}, got {limit}"
+            "skip", "cannot be combined with page_token: the token already says where to start"
         )
-    return skip, limit
+    if not MIN_LIMIT <= size <= MAX_LIMIT:
+        raise InvalidArgument.field(
+            name, f"must be between {MIN_LIMIT} and {MAX_LIMIT}, got {size}"
+        )
+    return skip, size
 
 
 def _no_nul(field: str, text: str) -> str:
@@ -76,7 +104,10 @@ def value_to_json(value: struct_pb2.Value, field: str) -> JSON:
         number = value.number_value
         if not math.isfinite(number):
             raise InvalidArgument.field(field, f"must be a finite number, got {number}")
-        return int(number) if number.is_integer() and abs(number) <= _EXACT_INT else number
+        if abs(number) > MAX_SAFE_INTEGER:
+            raise InvalidArgument.field(field, unsafe_number(repr(number)))
+        # 1.0 and -0.0 are the integers 1 and 0: kept and read back as such.
+        return int(number) if number.is_integer() else number
     if kind == "string_value":
         return _no_nul(field, value.string_value)
     if kind == "bool_value":
@@ -95,6 +126,45 @@ def struct_to_json(struct: struct_pb2.Struct, field: str) -> dict[str, JSON]:
         _no_nul(field, key): value_to_json(item, f"{field}.{key}")
         for key, item in struct.fields.items()
     }
+
+
+def unsafe_number(shown: str) -> str:
+    """The problem of a free-form number beyond ±(2^53 - 1); the gateway
+    says the same of the exact literal it received."""
+    return (
+        f"is {shown}, beyond ±{MAX_SAFE_INTEGER} (2^53 - 1): a number in a free-form "
+        "object is a double, which cannot keep it exactly; send it as a string"
+    )
+
+
+def check_size(experiment: Any, changed: Collection[str] = ()) -> None:
+    """InvalidArgument when an experiment (a research.experiments.v1
+    Experiment, as it would be stored) holds more than one may. The error
+    names the largest of the `changed` fields (of every field when none is
+    given): the one the caller sent."""
+    keys = len(experiment.parameters.fields) + len(experiment.metrics.fields)
+    if keys > MAX_DIFF_KEYS:
+        raise InvalidArgument.field(
+            "parameters",
+            f"and metrics hold {keys} keys together; an experiment may hold at most "
+            f"{MAX_DIFF_KEYS}, so that a compare of ten fits in one response",
+        )
+    size = experiment.ByteSize()
+    if size > MAX_EXPERIMENT_BYTES:
+        parts = {
+            "parameters": experiment.parameters.ByteSize(),
+            "metrics": experiment.metrics.ByteSize(),
+            "artifacts": type(experiment)(artifacts=experiment.artifacts).ByteSize(),
+        }
+        named = [name for name in parts if name in changed] or list(parts)
+        largest = max(named, key=lambda name: parts[name])
+        shown = ", ".join(f"{name} {count}" for name, count in parts.items())
+        raise InvalidArgument.field(
+            largest,
+            f"is too large: the experiment would take {size} bytes encoded ({shown}); "
+            f"one may take at most {MAX_EXPERIMENT_BYTES}, so that a compare of ten "
+            "fits in one response",
+        )
 
 
 def check_artifacts(artifacts: Mapping[str, str]) -> dict[str, str]:

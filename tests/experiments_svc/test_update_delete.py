@@ -46,9 +46,7 @@ def patch(
 async def test_masked_field_is_replaced_and_the_rest_untouched(
     stub: ExperimentServiceAsyncStub, recorded: pb.Experiment
 ) -> None:
-    request = patch(
-        recorded.id, ["metrics"], metrics=struct({"sharpe": 1.5}), parameters=struct({"x": 1})
-    )
+    request = patch(recorded.id, ["metrics"], metrics=struct({"sharpe": 1.5}))
     updated = (await stub.UpdateExperiment(request)).experiment
 
     assert json_format.MessageToDict(updated.metrics) == {"sharpe": 1.5}
@@ -192,3 +190,51 @@ async def test_delete_removes_the_experiment(
 async def test_delete_malformed_id_is_invalid(stub: ExperimentServiceAsyncStub) -> None:
     error = await rpc_error(stub.DeleteExperiment(pb.DeleteExperimentRequest(experiment_id="x")))
     assert_invalid(error, "experiment_id", "experiment_id must be a UUID")
+
+
+async def test_a_set_field_outside_the_mask_is_refused(
+    stub: ExperimentServiceAsyncStub, recorded: pb.Experiment
+) -> None:
+    # Before: the parameters were dropped silently and the call answered OK.
+    request = patch(
+        recorded.id, ["metrics"], metrics=struct({"sharpe": 1.5}), parameters=struct({"x": 1})
+    )
+    error = await rpc_error(stub.UpdateExperiment(request))
+    assert_invalid(error, "parameters", "parameters is set but update_mask (metrics) does not")
+    stored = (
+        await stub.GetExperiment(pb.GetExperimentRequest(experiment_id=recorded.id))
+    ).experiment
+    assert stored == recorded
+
+
+async def test_a_lineage_field_is_refused_whatever_the_mask(
+    stub: ExperimentServiceAsyncStub, recorded: pb.Experiment
+) -> None:
+    request = patch(
+        recorded.id, ["parameters"], parameters=struct({"x": 1}), dataset_version="other"
+    )
+    error = await rpc_error(stub.UpdateExperiment(request))
+    assert_invalid(error, "dataset_version", "dataset_version is write-once")
+
+
+async def test_an_update_to_the_same_values_does_not_move_updated_at(
+    stub: ExperimentServiceAsyncStub, recorded: pb.Experiment
+) -> None:
+    same = patch(
+        recorded.id,
+        mlflow_run_id="run-1",
+        parameters=struct({"lr": 0.1}),
+        metrics=struct({"mse": 0.5}),
+        artifacts={"model": "s3://m"},
+    )
+    updated = (await stub.UpdateExperiment(same)).experiment
+    assert updated == recorded
+    # A change of kind is a change: 1 and true are not the same JSON value.
+    flag = (
+        await stub.UpdateExperiment(patch(recorded.id, parameters=struct({"lr": 0.1, "f": 1})))
+    ).experiment
+    flipped = (
+        await stub.UpdateExperiment(patch(recorded.id, parameters=struct({"lr": 0.1, "f": True})))
+    ).experiment
+    assert flipped.parameters.fields["f"].bool_value is True
+    assert flipped.updated_at.ToDatetime() > flag.updated_at.ToDatetime()
