@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from research_common.auth import AUTHORIZATION, AUTHORIZATION_HEADER, Tokens, refusal
-from research_common.errors import Internal, ServiceError, Unauthenticated
+from research_common.errors import Internal, InvalidArgument, ServiceError, Unauthenticated
 from research_common.logging import REQUEST_ID
 from research_common.metrics import observe_rpc
 
@@ -31,6 +32,12 @@ _OPEN_PREFIXES = (_QUIET_PREFIX, "/grpc.reflection.")
 Translator = Callable[[BaseException], ServiceError | None]
 
 log = logging.getLogger("research.rpc")
+
+# What the protobuf runtimes raise for bytes that are not a message of the
+# expected type: DecodeError for corrupt, truncated or too deeply nested
+# wire data (upb, the default); UnicodeDecodeError, a ValueError, for a bad
+# UTF-8 string and RecursionError for deep nesting (the pure-Python parser).
+_MALFORMED = (DecodeError, ValueError, RecursionError)
 
 
 def _request_id(metadata: Any) -> str:
@@ -82,13 +89,20 @@ class ServiceInterceptor(_Interceptor):
         # grpc-stubs types handlers as sync; under grpc.aio they are coroutines.
         behaviour: Any = handler.unary_unary
         level = logging.DEBUG if method.startswith(_QUIET_PREFIX) else logging.INFO
+        # gRPC hands `unary` the raw bytes and `unary` parses them. Left to
+        # gRPC, a malformed request fails before `unary` runs and comes back
+        # UNKNOWN with the parser's class name, logged as an error with no
+        # request id; parsed here (the same work, moved) it is an
+        # InvalidArgument answered and logged like any other.
+        deserialize: Callable[[bytes], Any] | None = handler.request_deserializer
 
-        async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        async def unary(raw: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             token = REQUEST_ID.set(request_id)
             credentials = AUTHORIZATION.set(authorization)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                request = raw if deserialize is None else _parse(deserialize, raw)
                 return await behaviour(request, context)
             except ServiceError as exc:
                 code = exc.code
@@ -121,10 +135,39 @@ class ServiceInterceptor(_Interceptor):
                 AUTHORIZATION.reset(credentials)
 
         return grpc.unary_unary_rpc_method_handler(
-            unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            unary, response_serializer=handler.response_serializer
         )
+
+
+def _parse(deserialize: Callable[[bytes], Any], raw: bytes) -> Any:
+    """The request message in `raw`, or InvalidArgument saying why not, in
+    words rather than the parser's (no class names, no upb internals)."""
+    try:
+        return deserialize(raw)
+    except _MALFORMED as error:
+        raise InvalidArgument(
+            f"the request is not a valid {_message_name(deserialize)}: {_problem(error)}"
+        ) from None
+
+
+def _message_name(deserialize: Callable[[bytes], Any]) -> str:
+    # Generated stubs pass `SomeRequest.FromString`, bound to its class.
+    descriptor = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
+    name = getattr(descriptor, "full_name", None)
+    return name if isinstance(name, str) else "request message"
+
+
+def _problem(error: BaseException) -> str:
+    # The parsers' own texts differ (upb: "String field had bad UTF-8",
+    # "Exceeded upb_DecodeOptions_MaxDepth"; Python: "too many levels of
+    # nesting"), and are no part of our contract: map them to three stable
+    # phrases, the last of which covers whatever else they report.
+    text = str(error)
+    if isinstance(error, UnicodeDecodeError) or "UTF-8" in text:
+        return "a string field is not valid UTF-8"
+    if isinstance(error, RecursionError) or "Depth" in text or "nesting" in text:
+        return "messages are nested too deeply"
+    return "the wire format is truncated or corrupt"
 
 
 def _refuse(method: str, error: ServiceError) -> grpc.RpcMethodHandler[Any, Any]:
