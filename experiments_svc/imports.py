@@ -15,6 +15,7 @@ from grpc import aio
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from research_common.auth import AUTHORIZATION, AUTHORIZATION_HEADER
 from research_common.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -51,13 +52,20 @@ class TrackingClient:
         self._timeout = timeout
 
     async def get_run(self, run_id: str, time_remaining: float | None) -> tracking_pb2.Run:
-        """The run, or NotFound / InvalidArgument / Unavailable. The call
-        gets TRACKING_TIMEOUT or what is left of our caller's deadline,
-        whichever is shorter, and carries our caller's request id and
-        credentials (tracking_svc checks the same API_TOKENS)."""
+        """The run, or NotFound / InvalidArgument / Unavailable /
+        DeadlineExceeded. The call gets TRACKING_TIMEOUT or what is left of
+        our caller's deadline, whichever is shorter, and carries our caller's
+        request id and credentials (tracking_svc checks the same API_TOKENS)."""
         timeout = self._timeout
-        if time_remaining is not None:
-            timeout = max(0.0, min(timeout, time_remaining - _DEADLINE_MARGIN))
+        callers_limit = False
+        if time_remaining is not None and time_remaining - _DEADLINE_MARGIN < timeout:
+            # The caller's deadline is nearer; it travels on to tracking_svc
+            # (and from there to MLflow) as this call's timeout.
+            timeout = time_remaining - _DEADLINE_MARGIN
+            callers_limit = True
+        if timeout <= 0:
+            # Spent already: a call now could only time out.
+            raise _deadline_ran_out(run_id)
         metadata = [(REQUEST_ID_HEADER, REQUEST_ID.get() or uuid.uuid4().hex)]
         authorization = AUTHORIZATION.get()
         if authorization is not None:
@@ -67,11 +75,23 @@ class TrackingClient:
                 tracking_pb2.GetRunRequest(run_id=run_id), timeout=timeout, metadata=metadata
             )
         except aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and callers_limit:
+                # Whether tracking_svc said so or the channel did, what ran
+                # out is the caller's own deadline: it says nothing about
+                # tracking's health, and retrying with the same deadline
+                # would not help (CONTRACT §4: 504, not 503).
+                raise _deadline_ran_out(run_id) from None
             raise _translate(error, run_id) from None
         return response.run
 
     async def close(self) -> None:
         await self._channel.close(None)
+
+
+def _deadline_ran_out(run_id: str) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"the deadline ran out while reading MLflow run {run_id} from the tracking service"
+    )
 
 
 def _translate(error: aio.AioRpcError, run_id: str) -> ServiceError:
@@ -82,7 +102,8 @@ def _translate(error: aio.AioRpcError, run_id: str) -> ServiceError:
         # The tracking service names its field `run_id`; ours is mlflow_run_id.
         problem = (error.details() or "is not a valid MLflow run id").removeprefix("run_id ")
         return InvalidArgument.field("mlflow_run_id", problem)
-    # Down, timing out, overloaded, or failing: the import can be retried.
+    # Down, overloaded, failing, or not answering within TRACKING_TIMEOUT
+    # (our own bound, not the caller's deadline): the import can be retried.
     return Unavailable(f"the tracking service is unavailable ({code.name}); retry later")
 
 

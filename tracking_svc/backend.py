@@ -3,8 +3,10 @@ of threads with a time limit per call, and its failures sorted into "not
 found", "bad input" and "unavailable".
 
 MLflow's client blocks, and by default retries a failed request for minutes.
-Here each request is one attempt with a timeout of a few seconds, and the
-caller's wait is cut at the call's deadline whatever the thread is doing.
+Here each request is one attempt whose timeout is what is left of the call's
+time (MLFLOW_TIMEOUT, or the caller's deadline when nearer), and the caller's
+wait is cut at that moment whatever the thread is doing: a call the caller
+gave up on does not keep a thread and an MLflow connection busy after it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 from mlflow.entities import Experiment, Metric, Run, ViewType
+from mlflow.environment_variables import _EnvironmentVariable
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
@@ -30,6 +33,7 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 from mlflow.tracking import MlflowClient
+from mlflow.utils import rest_utils
 
 from research_common.errors import DeadlineExceeded, InvalidArgument, ServiceError, Unavailable
 from tracking_svc.config import Settings
@@ -46,6 +50,15 @@ _EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
 # MLflow's SQL stores keep ±inf as the largest finite double.
 _INF_STAND_IN = sys.float_info.max
 _NO_ANSWER_IN_TIME = "the MLflow tracking server did not answer in time; retry later"
+_DEADLINE_PASSED = "the deadline passed before MLflow answered"
+
+# The name under which MLflow's REST client reads its request timeout.
+_TIMEOUT_VARIABLE = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+# When the call running in this context must be over (a time.monotonic()
+# value); set on the worker thread for the duration of one `call`.
+_CALL_EXPIRES: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "mlflow_call_expires", default=None
+)
 
 
 class RunNotFound(Exception):
@@ -62,6 +75,47 @@ def configure_http(settings: Settings) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0"
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.http_timeout)
     os.environ["MLFLOW_HTTP_POOL_MAXSIZE"] = str(settings.workers)
+
+
+class _CallBoundTimeout:
+    """MLFLOW_HTTP_REQUEST_TIMEOUT as MLflow's REST client reads it before
+    each HTTP request: the configured value, cut to what is left of the
+    current call's time. The variable itself is process-wide (and whole
+    seconds), so it cannot carry one call's deadline."""
+
+    def __init__(self, variable: Any) -> None:
+        self._variable = variable  # MLflow's own, which reads the environment
+
+    def get(self) -> float:
+        configured = float(self._variable.get())
+        expires = _CALL_EXPIRES.get()
+        if expires is None:
+            return configured
+        left = expires - time.monotonic()
+        if left <= 0:
+            # Raised before the request is made: nothing is sent to MLflow.
+            raise TimeoutError("the call's time ran out before its next MLflow request")
+        return min(configured, left)
+
+    def __str__(self) -> str:  # MLflow names the variable in its timeout message
+        return str(self._variable)
+
+
+def bound_requests_to_their_call() -> None:
+    """Make MLflow's REST client (the tracking server's transport) take each
+    request's timeout from the call it serves. MLflow's client offers no
+    per-call timeout; it reads this variable object from its rest_utils
+    module at every request, so the object is wrapped there. Should a later
+    MLflow read it elsewhere, nothing is wrapped and a warning says so:
+    calls are still answered at their deadline, only their threads run on
+    longer."""
+    current = getattr(rest_utils, _TIMEOUT_VARIABLE, None)
+    if isinstance(current, _CallBoundTimeout):
+        return
+    if not isinstance(current, _EnvironmentVariable):
+        log.warning("MLflow's REST client has no MLFLOW_HTTP_REQUEST_TIMEOUT to bound per call")
+        return
+    setattr(rest_utils, _TIMEOUT_VARIABLE, _CallBoundTimeout(current))
 
 
 def restore_infinity(value: float) -> float:
@@ -111,6 +165,7 @@ class TrackingBackend:
 
     def __init__(self, settings: Settings) -> None:
         configure_http(settings)
+        bound_requests_to_their_call()
         _prepare_local_store(settings.tracking_uri)
         self._settings = settings
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
@@ -133,6 +188,9 @@ class TrackingBackend:
             # A call that waited in the queue past its deadline is not run.
             if time.monotonic() >= expires:
                 raise TimeoutError("the call's deadline passed while it waited for a worker")
+            # Every MLflow request of `fn` times out when the call's time is
+            # up (_CallBoundTimeout), so the thread is free again then.
+            _CALL_EXPIRES.set(expires)
             return fn()
 
         loop = asyncio.get_running_loop()
@@ -143,8 +201,14 @@ class TrackingBackend:
             return await asyncio.wait_for(future, max(limit, 0.0))
         except TimeoutError:
             if callers_limit:
-                raise DeadlineExceeded("the deadline passed before MLflow answered") from None
+                raise DeadlineExceeded(_DEADLINE_PASSED) from None
             raise TimeoutError(f"MLflow did not answer within {limit:.1f} s") from None
+        except MlflowException as error:
+            # The request's own timeout, cut to the caller's deadline, may
+            # fire just before the wait above does: the same deadline.
+            if callers_limit and _timed_out(error):
+                raise DeadlineExceeded(_DEADLINE_PASSED) from None
+            raise
 
     async def close(self) -> None:
         # Threads still waiting on MLflow finish within the HTTP timeout;

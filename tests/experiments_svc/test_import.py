@@ -1,6 +1,7 @@
 """ImportRun across both services (CONTRACT §5): a real experiments server
 calls a real tracking server over gRPC, which reads a real MLflow store (the
-embedded SQLite one, seeded through the lineage helper)."""
+embedded SQLite one, seeded through the lineage helper; for the deadline
+tests, the session's `mlflow server` behind a proxy that can hold requests)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,18 @@ from research.experiments.v1 import experiments_pb2 as pb
 from research_common.logging import JsonFormatter
 from research_common.server import GrpcServer
 from tests.conftest import assert_invalid, rich_status, rpc_error
+from tests.counting_proxy import CountingProxy
 from tests.experiments_svc.conftest import STRATEGY
+from tests.mlflow_server import MlflowServer
 from tracking_svc.config import Settings as TrackingSettings
 from tracking_svc.lineage import Lineage, start_run
 from tracking_svc.server import create_server as create_tracking_server
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub
+
+# What ImportRun answers when its caller's deadline runs out before the run is read.
+DEADLINE_RAN_OUT = "the deadline ran out while reading MLflow run {} from the tracking service"
 
 
 @dataclass(frozen=True)
@@ -304,6 +310,81 @@ async def test_a_stopped_tracking_service_is_unavailable(
     await tracking.stop(0)
     error = await rpc_error(stub.ImportRun(pb.ImportRunRequest(mlflow_run_id="abc123")))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_deadline_too_short_for_the_round_trip_is_deadline_exceeded(
+    stub: ExperimentServiceAsyncStub, mlflow_store: SeededStore
+) -> None:
+    # `grpcurl -max-time 0.15`: what is left for the tracking service after
+    # this service's own margin is too little for any answer. The deadline ran
+    # out on the way (DEADLINE_EXCEEDED, 504); nothing is down: the same
+    # import succeeds with time enough.
+    request = pb.ImportRunRequest(mlflow_run_id=mlflow_store.full)
+    error = await rpc_error(stub.ImportRun(request, timeout=0.15))
+
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # This service's own answer, not the channel's "Deadline Exceeded".
+    assert error.details() == DEADLINE_RAN_OUT.format(mlflow_store.full)
+    assert rich_status(error).code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+    assert (await stub.ImportRun(request, timeout=10)).created is True
+
+
+@dataclass(frozen=True)
+class SlowTracking:
+    """tracking_svc over the session's real `mlflow server`, reached through a
+    proxy that can hold every request (a slow MLflow, on demand)."""
+
+    address: str
+    proxy: CountingProxy
+    run_id: str  # a run with a strategy_id tag: importable
+
+
+@pytest.fixture
+async def slow_tracking(mlflow_server: MlflowServer) -> AsyncIterator[SlowTracking]:
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    name = f"import-deadline-{uuid.uuid4().hex[:8]}"
+    experiment_id = client.create_experiment(name)
+    run = start_run(client, experiment_id, Lineage(strategy_id=STRATEGY, run_type="training"))
+    with CountingProxy(mlflow_server.port) as proxy:
+        settings = TrackingSettings(
+            tracking_uri=proxy.url, experiment_name=name, health_interval=0.5
+        )
+        server, port = await create_tracking_server(settings, "127.0.0.1:0")
+        await server.start()
+        yield SlowTracking(f"127.0.0.1:{port}", proxy, run.info.run_id)
+        await server.stop(0)
+
+
+async def test_a_deadline_that_runs_out_in_the_tracking_service_is_deadline_exceeded(
+    database_url: str, slow_tracking: SlowTracking
+) -> None:
+    from experiments_svc.server import create_server
+    from research.experiments.v1 import experiments_pb2_grpc
+
+    settings = Settings(
+        database_url=database_url,
+        health_interval=0.2,
+        db_timeout=3,
+        tracking_address=slow_tracking.address,
+    )
+    server, port = await create_server(settings, "127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = experiments_pb2_grpc.ExperimentServiceStub(channel)
+            request = pb.ImportRunRequest(mlflow_run_id=slow_tracking.run_id)
+            # MLflow holds the request longer than the caller's 1.5 s (and
+            # far less than TRACKING_TIMEOUT, 4.5 s): the caller's deadline,
+            # passed on to tracking_svc, is what runs out.
+            with slow_tracking.proxy.delayed(5.0):
+                error = await rpc_error(stub.ImportRun(request, timeout=1.5))
+            imported = await stub.ImportRun(request, timeout=10)
+    finally:
+        await server.stop(0)
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert error.details() == DEADLINE_RAN_OUT.format(slow_tracking.run_id)
+    # Tracking was healthy all along: without the delay the import succeeds.
+    assert (imported.created, imported.experiment.mlflow_run_id) == (True, slow_tracking.run_id)
 
 
 def test_the_experiments_service_never_imports_mlflow() -> None:

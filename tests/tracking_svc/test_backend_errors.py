@@ -3,12 +3,18 @@ MLflow's client really raises."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import grpc
+import pytest
 import requests
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from tracking_svc.backend import translate
+from research_common.errors import DeadlineExceeded
+from tracking_svc.backend import TrackingBackend, translate
+from tracking_svc.config import Settings
 
 IN_TIME = "the MLflow tracking server did not answer in time; retry later"
 UNAVAILABLE = "the MLflow tracking server is unavailable; retry later"
@@ -63,3 +69,30 @@ def test_an_invalid_parameter_is_the_callers_mistake() -> None:
 
 def test_anything_else_is_a_bug() -> None:
     assert translate(ValueError("boom")) is None
+
+
+def _timed_out_request() -> None:
+    error = MlflowException("API request failed with timeout exception.")
+    error.__cause__ = requests.exceptions.ReadTimeout("slow")
+    raise error
+
+
+async def test_a_request_timed_out_at_the_callers_deadline_is_deadline_exceeded(
+    tmp_path: Path,
+) -> None:
+    # Each MLflow request's timeout is cut to the caller's deadline, so the
+    # request may give up a hair before the wait on it does: that is the
+    # caller's deadline running out, not MLflow failing.
+    backend = TrackingBackend(Settings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    try:
+        with pytest.raises(DeadlineExceeded) as caught:
+            await backend.call(_timed_out_request, deadline=time.monotonic() + 2.0)
+        assert caught.value.message == "the deadline passed before MLflow answered"
+        # Under MLFLOW_TIMEOUT alone the same timeout is MLflow's slowness.
+        with pytest.raises(MlflowException) as raw:
+            await backend.call(_timed_out_request)
+        translated = translate(raw.value)
+        assert translated is not None
+        assert (translated.code, translated.message) == (grpc.StatusCode.UNAVAILABLE, IN_TIME)
+    finally:
+        await backend.close()

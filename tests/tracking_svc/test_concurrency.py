@@ -93,3 +93,30 @@ async def test_the_pool_bounds_the_calls_to_mlflow(backend: Backend) -> None:
     assert [response.run.run_id for response in responses] == run_ids
     assert proxy.max_in_flight == 2
     assert len(proxy.matching("/runs/get")) == 6
+
+
+async def test_an_mlflow_call_ends_at_the_callers_deadline(backend: Backend) -> None:
+    proxy = backend.proxy
+    assert proxy is not None
+    run_id = backend.seeded.training_a
+    # One thread for MLflow, MLFLOW_TIMEOUT 4 s, MLflow holding the request
+    # for 3 s, a caller allowing 0.5 s: the request must be abandoned at that
+    # deadline, not left to run 2.5 s more on the only thread.
+    settings = dataclasses.replace(backend.settings, workers=1, health_interval=60)
+    server = await started(settings)
+    try:
+        async with aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = tracking_pb2_grpc.TrackingServiceStub(channel)
+            # Queued behind the start-up health probe: once answered, the
+            # thread is idle and the probe cannot be the request held below.
+            await stub.GetRun(pb.GetRunRequest(run_id=run_id), timeout=5)
+            with proxy.delayed(3.0):
+                error = await rpc_error(stub.GetRun(pb.GetRunRequest(run_id=run_id), timeout=0.5))
+            # The thread is free again: a call allowed 1.5 s, started while
+            # the abandoned request is still held, gets its answer.
+            response = await stub.GetRun(pb.GetRunRequest(run_id=run_id), timeout=1.5)
+    finally:
+        await server.stop(0)
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert error.details() == "the deadline passed before MLflow answered"
+    assert response.run.run_id == run_id
