@@ -12,17 +12,13 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from research_common.errors import InvalidArgument, echo
+from research_common.free_form import MAX_SAFE_INTEGER, unsafe_number
 
 MAX_TEXT = 255
 MIN_LIMIT, MAX_LIMIT, DEFAULT_LIMIT = 1, 1000, 100
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
-# A free-form number is a double (google.protobuf.Struct), which holds every
-# integer exactly only up to 2^53 - 1. Every double beyond is an integer
-# that stands for many (2^53 + 1 arrives as 2^53), so it is refused rather
-# than kept changed (CONTRACT §3).
-MAX_SAFE_INTEGER = 2**53 - 1
 # What one experiment may hold, in its protobuf encoding (the form every
 # response carries it in): a compare of ten repeats each row once in
 # `experiments` and its values again in the diffs, and a compare must fit in
@@ -126,15 +122,6 @@ def struct_to_json(struct: struct_pb2.Struct, field: str) -> dict[str, JSON]:
         _no_nul(field, key): value_to_json(item, f"{field}.{key}")
         for key, item in struct.fields.items()
     }
-
-
-def unsafe_number(shown: str) -> str:
-    """The problem of a free-form number beyond ±(2^53 - 1); the gateway
-    says the same of the exact literal it received."""
-    return (
-        f"is {shown}, beyond ±{MAX_SAFE_INTEGER} (2^53 - 1): a number in a free-form "
-        "object is a double, which cannot keep it exactly; send it as a string"
-    )
 
 
 def check_size(experiment: Any, changed: Collection[str] = ()) -> None:

@@ -36,8 +36,8 @@ from gateway.http import (
     read_body,
     send_json,
 )
-from gateway.routing import Match, PathError, Router, WrongMethod
-from gateway.transcoding import NO_BODY, build_reply, build_request
+from gateway.routing import Match, PathError, Router, WrongMethod, allowed_methods
+from gateway.transcoding import NO_BODY, build_reply, build_request, next_link
 from gateway.upstreams import Upstreams
 from research_common.logging import REQUEST_ID
 from research_common.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -121,7 +121,14 @@ class Gateway:
             headers += extra
             if not any(name == "vary" for name, _ in extra):  # a preflight has its own
                 headers += self.cors.response_headers(request.headers.get("origin"))
-            await send_json(send, status, body, headers, empty=status in (204, 304))
+            await send_json(
+                send,
+                status,
+                body,
+                headers,
+                empty=status in (204, 304),
+                head=request.method == "HEAD",
+            )
         except ClientGone:
             status = 499
         finally:
@@ -147,7 +154,8 @@ class Gateway:
         """(status, JSON body, extra headers), or HttpError."""
         request.check_head()
         path = request.path.split("?", 1)[0]
-        if path in OPEN_PATHS and request.method == "GET":
+        reads = request.method in ("GET", "HEAD")
+        if path in OPEN_PATHS and reads:
             request.route = path
             if path == METRICS:
                 return 200, Raw(exposition(), METRICS_CONTENT_TYPE), []
@@ -157,12 +165,12 @@ class Gateway:
             # A known path asked with another method is 405 with Allow
             # (CONTRACT §4), not the 404 "no route" the router would give.
             request.route = path
-            raise wrong_method(request.method, path, ("GET",))
+            raise wrong_method(request.method, path, allowed_methods(("GET",)))
         # The API's documentation is open too, and answered by the gateway.
         if self.docs.serves(path):
-            if request.method != "GET":
+            if not reads:
                 request.route = self.docs.label(path)
-                raise wrong_method(request.method, path, ("GET",))
+                raise wrong_method(request.method, path, allowed_methods(("GET",)))
             request.route, page, headers = self.docs.answer(path)
             return 200, page, headers
         # Preflights carry no credentials (browsers never send them there).
@@ -212,6 +220,9 @@ class Gateway:
             raise HttpError.from_rpc(error, binding.upstream, timeout) from None
         reply = build_reply(binding, response, message)
         extra = [("location", reply.location)] if reply.location else []
+        if reply.next_page_token:
+            path = request.path.split("?", 1)[0]
+            extra.append(("link", next_link(binding, reply.next_page_token, path, request.query)))
         return reply.status, reply.body, extra
 
     def _options(

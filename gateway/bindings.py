@@ -31,6 +31,15 @@ _PATTERNS = ("get", "put", "post", "delete", "patch")
 
 
 @dataclass(frozen=True, slots=True)
+class NextPage:
+    """Where a list keeps its next page's token (`research.http.v1.NextPage`)."""
+
+    token_field: str
+    request_field: str = "page_token"
+    omit: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseRule:
     """How a successful call is answered (`research.http.v1.ResponseRule`)."""
 
@@ -38,6 +47,7 @@ class ResponseRule:
     created_field: str | None = None
     created_status: int = 201
     location: PathTemplate | None = None
+    next_page: NextPage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +180,26 @@ def _response_rule(method: MethodDescriptor, options: Any) -> ResponseRule:
         created_field=created_field,
         created_status=rule.created_status or 201,
         location=location,
+        next_page=_next_page(method, rule),
     )
+
+
+def _next_page(method: MethodDescriptor, rule: Any) -> NextPage | None:
+    if not rule.HasField("next_page"):
+        return None
+    where = f"{method.full_name} next_page"
+    page = NextPage(
+        token_field=rule.next_page.token_field,
+        request_field=rule.next_page.request_field or "page_token",
+        omit=frozenset(rule.next_page.omit),
+    )
+    for message, name in (
+        (method.output_type, page.token_field),
+        (method.input_type, page.request_field),
+    ):
+        if _resolve(message, name, where).type != FieldDescriptor.TYPE_STRING:
+            raise TemplateError(f"{where}: {message.full_name}.{name} must be a string field")
+    return page
 
 
 def _resolve(message: Descriptor, path: str, where: str) -> FieldDescriptor:

@@ -4,6 +4,7 @@ read within a size and time limit, and a JSON answer sent back."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -178,14 +179,35 @@ def _too_large(limit: int) -> HttpError:
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON value of `body`; 400 naming the problem when it is not JSON
-    or nests deeper than MAX_JSON_DEPTH."""
+    """The JSON value of `body`; 400 naming the problem when it is not JSON,
+    nests deeper than MAX_JSON_DEPTH, or gives a key twice in one object."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise HttpError.bad_request(f"the body is not valid JSON: {error}") from None
     _check_depth(value)
+    _check_unique_keys(body)
     return value
+
+
+def _check_unique_keys(body: bytes) -> None:
+    """400 naming a key given twice in one object. orjson keeps the last of
+    them without a word, so `{"strategy_id": "x", "strategy_id": "<uuid>"}`
+    passed as if the first were never sent; the standard parser shows every
+    pair to a hook. It runs on text orjson has already accepted, within the
+    depth bound, so it cannot fail in any other way."""
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise HttpError.bad_request(
+                    f"{key} is given twice in one object of the body; send each key once", key
+                )
+            seen.add(key)
+
+    if body.count(b'"') >= 4:  # two keys at least; most bodies are small objects
+        json.loads(body, object_pairs_hook=pairs)
 
 
 def _check_depth(value: Any) -> None:
@@ -218,10 +240,17 @@ class Raw:
 
 
 async def send_json(
-    send: Send, status: int, body: Any, headers: list[tuple[str, str]], *, empty: bool = False
+    send: Send,
+    status: int,
+    body: Any,
+    headers: list[tuple[str, str]],
+    *,
+    empty: bool = False,
+    head: bool = False,
 ) -> None:
     """Answer `status` with `body` as JSON (no body at all when `empty`;
-    a `Raw` body as it is)."""
+    a `Raw` body as it is). For a HEAD request (`head`) every header is the
+    one GET would have, Content-Length included, and no body is sent."""
     raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     if empty:
         payload = b""
@@ -233,4 +262,4 @@ async def send_json(
         raw_headers.append((b"content-type", b"application/json"))
     raw_headers.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": "http.response.body", "body": b"" if head else payload})

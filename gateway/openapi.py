@@ -154,6 +154,16 @@ def _success(binding: Binding, schemas: Schemas) -> dict[str, Any]:
         answers[str(rule.status)] = _answer(
             text, _response_schema(binding, schemas), location if created else None
         )
+        if rule.next_page is not None:
+            answers[str(rule.status)]["headers"]["Link"] = {
+                "description": (
+                    "The next page, `<{path}?{the same query with "
+                    f'{rule.next_page.request_field}=...}}>; rel="next"` (RFC 8288), '
+                    "sent while there is one; the token is the response's "
+                    f"`{rule.next_page.token_field}`."
+                ),
+                "schema": {"type": "string"},
+            }
     if rule.created_field:
         text = f"Created: `{rule.created_field}` is true (this call made the resource)."
         answers[str(rule.created_status)] = _answer(

@@ -23,6 +23,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from research_common.diff_messages import json_to_value
+from research_common.free_form import MAX_SAFE_INTEGER, unsafe_number
 
 _T = FieldDescriptor
 _INT_RANGES = {
@@ -299,17 +300,36 @@ def _map_key(field: FieldDescriptor) -> Callable[[str, str], Any]:
 
 
 def _parse_struct(value: Any, message: Any, path: str) -> None:
-    message.update(_object(value, path))
+    message.update(_free_form(_object(value, path), path))
     message.SetInParent()
 
 
 def _parse_list(value: Any, message: Any, path: str) -> None:
-    message.extend(_array(value, path))
+    message.extend(_free_form(_array(value, path), path))
     message.SetInParent()
 
 
 def _parse_value(value: Any, message: Any, path: str) -> None:
-    message.CopyFrom(json_to_value(value))
+    message.CopyFrom(json_to_value(_free_form(value, path)))
+
+
+def _free_form(value: Any, path: str) -> Any:
+    """`value`, once every number in it is known to fit a double exactly:
+    a free-form number beyond ±(2^53 - 1) is refused naming its path (the
+    service would see only the double it became, 2^53 for 2^53 + 1)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _free_form(item, _join(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _free_form(item, f"{path}[{index}]")
+    elif (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and abs(value) > MAX_SAFE_INTEGER
+    ):
+        raise FieldError(path, unsafe_number(str(value)))
+    return value
 
 
 def _parse_from_string(value: Any, message: Any, path: str) -> None:

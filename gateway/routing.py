@@ -97,7 +97,7 @@ class Router:
             for group in self._groups:
                 variables = group.template.match(parts, verb)
                 if variables is not None:
-                    binding = group.by_method.get(method)
+                    binding = group.by_method.get(_routed(method))
                     if binding is not None and binding.template is not group.template:
                         # Routes of one shape may name their variables
                         # differently (`{name}`, `{widget.name}`): each binding
@@ -116,10 +116,23 @@ class Router:
 
 
 def _pick(group: _Group, method: str, variables: dict[str, str]) -> Match | WrongMethod:
-    binding = group.by_method.get(method)
+    binding = group.by_method.get(_routed(method))
     if binding is None:
-        return WrongMethod(tuple(sorted(group.by_method)), group.template.source)
+        return WrongMethod(allowed_methods(group.by_method), group.template.source)
     return Match(binding, variables)
+
+
+def _routed(method: str) -> str:
+    """HEAD is answered wherever GET is, by the GET binding (RFC 9110 §9.3.2)."""
+    return "GET" if method == "HEAD" else method
+
+
+def allowed_methods(methods: Iterable[str]) -> tuple[str, ...]:
+    """The methods a path answers, sorted, HEAD included wherever GET is."""
+    found = set(methods)
+    if "GET" in found:
+        found.add("HEAD")
+    return tuple(sorted(found))
 
 
 def _split(path: str, *, verb: bool) -> tuple[list[str] | None, str | None]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote_plus
 
 from google.protobuf.message import Message
 
@@ -38,6 +39,7 @@ class Reply:
     status: int
     body: Any  # JSON-ready; ignored when status is 204
     location: str | None
+    next_page_token: str | None = None
 
 
 def build_request(
@@ -55,8 +57,8 @@ def build_request(
         for field, value in variables.items():
             set_from_text(request, field, [value], field)
         _apply_query(binding, request, query, variables)
-        if body is not NO_BODY and not query.get(UPDATE_MASK):
-            _mask_from_body(binding, request, body)
+        if body is not NO_BODY:
+            _mask_and_body(binding, request, body)
     except FieldError as error:
         raise HttpError.bad_request(str(error), error.path or None) from None
     return request
@@ -75,23 +77,48 @@ def _apply_body(binding: Binding, request: Message, body: Any) -> None:
     parse_field(body, request, field, "")
 
 
-def _mask_from_body(binding: Binding, request: Message, body: Any) -> None:
-    """`update_mask` = the keys of a body bound to a message field."""
+def _mask_and_body(binding: Binding, request: Message, body: Any) -> None:
+    """For a body bound to a message field of a request with a FieldMask
+    `update_mask`: with no mask (or an empty one), the mask is the keys of
+    the body; with one, the mask and the keys must agree, since only here is
+    it visible which fields the body holds (a `null` that clears, an empty
+    `{}` that replaces): a key outside the mask, or a mask path the body
+    does not hold, would otherwise be dropped silently (CONTRACT §3)."""
     field = binding.body_field
-    mask = request.DESCRIPTOR.fields_by_name.get(UPDATE_MASK)
+    mask_field = request.DESCRIPTOR.fields_by_name.get(UPDATE_MASK)
     if (
         not isinstance(body, dict)
         or field is None
         or field.message_type is None
-        or mask is None
-        or mask.message_type is None
-        or mask.message_type.full_name != "google.protobuf.FieldMask"
+        or mask_field is None
+        or mask_field.message_type is None
+        or mask_field.message_type.full_name != _FIELD_MASK
     ):
         return
     names = field.message_type.fields_by_name
     by_json = {f.json_name: f.name for f in field.message_type.fields}
-    paths = [key if key in names else by_json[key] for key in body]
-    getattr(request, UPDATE_MASK).paths.extend(paths)
+    keys = [key if key in names else by_json[key] for key in body]
+    mask = getattr(request, UPDATE_MASK)
+    if not mask.paths:
+        mask.paths.extend(keys)
+        return
+    given = list(mask.paths)
+    heads = {by_json.get(head, head) for head in (path.split(".", 1)[0] for path in given)}
+    for key in keys:
+        if key not in heads:
+            raise FieldError(
+                key,
+                f"is in the body but update_mask ({', '.join(given)}) does not name it: "
+                "name every field the body holds, or send no update_mask",
+            )
+    for path in given:
+        head = path.split(".", 1)[0]
+        if by_json.get(head, head) not in keys:
+            raise FieldError(
+                UPDATE_MASK,
+                f"names {path!r}, which the body does not hold: send it (null clears it) "
+                "or leave it out of the mask",
+            )
 
 
 def _apply_query(
@@ -127,8 +154,10 @@ def build_reply(binding: Binding, response: Message, request: Message | None = N
         location = rule.location.expand(
             {c.field: _text(response, c.field) for c in rule.location.captures}
         )
+    next_page = rule.next_page
+    token = getattr(response, next_page.token_field) if next_page is not None else None
     if status == 204:
-        return Reply(status, None, location)
+        return Reply(status, None, location, token or None)
     if binding.response_body:
         body = render_field(response, binding.response_body)
     else:
@@ -136,7 +165,24 @@ def build_reply(binding: Binding, response: Message, request: Message | None = N
         if request is not None:
             for path, field in binding.key_orders:
                 _order_keys(body, path, list(getattr(request, field)))
-    return Reply(status, body, location)
+    return Reply(status, body, location, token or None)
+
+
+def next_link(binding: Binding, token: str, path: str, raw_query: bytes) -> str:
+    """The `Link` header (RFC 8288) to the next page: the same path and
+    query, with the token in place of any earlier one and without the
+    parameters the rule omits (offset paging the token replaces)."""
+    rule = binding.response.next_page
+    if rule is None:  # unreachable: a token is only read where a rule is
+        raise ValueError(f"{binding.method.full_name} has no next_page rule")
+    dropped = {*rule.omit, rule.request_field}
+    kept = [
+        pair
+        for pair in raw_query.decode("latin-1").split("&")
+        if pair and unquote_plus(pair.partition("=")[0]) not in dropped
+    ]
+    kept.append(f"{rule.request_field}={quote(token, safe='')}")
+    return f'<{path}?{"&".join(kept)}>; rel="next"'
 
 
 def _order_keys(node: Any, path: tuple[str, ...], order: list[str]) -> None:

@@ -811,17 +811,79 @@ def test_update_mask_uses_proto_names_for_camel_keys() -> None:
     assert request.HasField("experiment")
 
 
-def test_explicit_update_mask_wins() -> None:
+def test_an_explicit_update_mask_that_matches_the_body_is_kept() -> None:
     request = build_request(
         EXPERIMENT_BINDINGS["UpdateExperiment"],
         {"experiment_id": "e1"},
-        {"update_mask": ["metrics,artifacts", "parameters"]},
-        {"mlflow_run_id": "r1", "metrics": {"x": 1}},
+        {"update_mask": ["metrics,artifacts", "mlflow_run_id"]},
+        {"mlflow_run_id": None, "metrics": {"x": 1}, "artifacts": {}},
     )
     assert request == ex.UpdateExperimentRequest(
         experiment_id="e1",
-        experiment=ex.Experiment(mlflow_run_id="r1", metrics=struct({"x": 1})),
-        update_mask=field_mask_pb2.FieldMask(paths=["metrics", "artifacts", "parameters"]),
+        experiment=ex.Experiment(metrics=struct({"x": 1})),
+        update_mask=field_mask_pb2.FieldMask(paths=["metrics", "artifacts", "mlflow_run_id"]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mask", "body", "field", "message"),
+    [
+        # A body key outside the mask was dropped silently before.
+        (
+            "parameters",
+            {"parameters": {}, "mlflow_run_id": None},
+            "mlflow_run_id",
+            "mlflow_run_id is in the body but update_mask (parameters) does not name it",
+        ),
+        (
+            "parameters",
+            {"parameters": {}, "dataset_version": "ds2"},
+            "dataset_version",
+            "dataset_version is in the body but update_mask (parameters) does not name it",
+        ),
+        # So was a mask path the body does not hold (it cleared nothing, or
+        # everything, depending on the caller's intent).
+        (
+            "metrics",
+            {"parameters": {"a": 1}},
+            "parameters",
+            "parameters is in the body but update_mask (metrics) does not name it",
+        ),
+        (
+            "metrics,parameters",
+            {"parameters": {"a": 1}},
+            "update_mask",
+            "update_mask names 'metrics', which the body does not hold",
+        ),
+    ],
+)
+def test_an_update_mask_and_a_body_that_disagree_are_refused(
+    mask: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(HttpError) as raised:
+        build_request(
+            EXPERIMENT_BINDINGS["UpdateExperiment"],
+            {"experiment_id": "e1"},
+            {"update_mask": [mask]},
+            body,
+        )
+    assert raised.value.status == 400
+    assert raised.value.message.startswith(message), raised.value.message
+    assert raised.value.details[0]["field_violations"][0]["field"] == field
+
+
+def test_an_empty_update_mask_is_no_mask() -> None:
+    # `?update_mask=` with {"mlflow_run_id": null} cleared nothing before.
+    request = build_request(
+        EXPERIMENT_BINDINGS["UpdateExperiment"],
+        {"experiment_id": "e1"},
+        {"update_mask": [""]},
+        {"mlflow_run_id": None},
+    )
+    assert request == ex.UpdateExperimentRequest(
+        experiment_id="e1",
+        experiment=ex.Experiment(),
+        update_mask=field_mask_pb2.FieldMask(paths=["mlflow_run_id"]),
     )
 
 

@@ -113,7 +113,7 @@ async def test_create_answers_201_with_location_and_every_field(stack: Stack) ->
             "learning_rate": 0.05,
             "nested": {"depth": 3, "items": [1, 2.5, "x", True, None]},
         },
-        "metrics": {"sharpe": 1.5, "mse": 0.02, "trades": 7, "big": 9007199254740992},
+        "metrics": {"sharpe": 1.5, "mse": 0.02, "trades": 7, "big": 9007199254740991},
         "artifacts": {"model": "s3://research-artifacts/models/m/model.pkl"},
     }
     response = await stack.http.post(COLLECTION, json=sent)
@@ -504,11 +504,11 @@ async def test_patch_replaces_present_fields_and_leaves_the_rest(stack: Stack) -
     assert final["artifacts"] == {"log": "s3://l"}
     assert (await stack.http.get(path(created["id"]))).json() == final
 
-    # An explicit update_mask: the fields it names are replaced, one that
-    # the body lacks is cleared, and a body field it does not name is ignored.
+    # An explicit update_mask: the fields it names are replaced, and a null
+    # clears; the mask and the body's keys must agree.
     response = await stack.http.patch(
         f"{path(created['id'])}?update_mask=metrics,artifacts",
-        json={"metrics": {"mse": 0.5}, "parameters": {"ignored": 1}},
+        json={"metrics": {"mse": 0.5}, "artifacts": None},
     )
     assert response.status_code == 200, response.text
     masked = response.json()

@@ -388,19 +388,27 @@ async def test_body_onto_a_message_field_derives_the_update_mask(demo: Demo) -> 
     )
 
 
-async def test_explicit_update_mask_wins(demo: Demo) -> None:
+async def test_an_explicit_update_mask_must_name_what_the_body_holds(demo: Demo) -> None:
     w = demo.widgets
     response = await demo.http.patch(
-        "/v1/shelves/s1/widgets/w1?update_mask=color", json={"size": 5, "color": "GREEN"}
+        "/v1/shelves/s1/widgets/w1?update_mask=color", json={"color": "GREEN"}
     )
     assert response.status_code == 200
     assert demo.only_call() == (
         "UpdateWidget",
         w.UpdateWidgetRequest(
             shelf="s1",
-            widget=w.Widget(name="w1", size=5, color=w.GREEN),
+            widget=w.Widget(name="w1", color=w.GREEN),
             update_mask=field_mask_pb2.FieldMask(paths=["color"]),
         ),
+    )
+    # A body key the mask leaves out was dropped silently before.
+    response = await demo.http.patch(
+        "/v1/shelves/s1/widgets/w1?update_mask=color", json={"size": 5, "color": "GREEN"}
+    )
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(
+        "size is in the body but update_mask (color) does not name it"
     )
 
 
@@ -482,9 +490,9 @@ async def test_created_field_decides_201_or_200(demo: Demo) -> None:
 async def test_wrong_method_is_405_with_allow(demo: Demo) -> None:
     response = await demo.http.put("/v1/shelves/s1/widgets/w1", json={})
     assert response.status_code == 405
-    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PATCH"
     assert response.json() == error_body(
-        12, "PUT is not allowed on /v1/shelves/s1/widgets/w1; allowed: DELETE, GET, PATCH"
+        12, "PUT is not allowed on /v1/shelves/s1/widgets/w1; allowed: DELETE, GET, HEAD, PATCH"
     )
     response = await demo.http.get("/v1/widgets:import")
     assert response.status_code == 405

@@ -360,7 +360,7 @@ async def test_a_preflight_from_the_allowed_origin_is_204(stack: Stack) -> None:
     assert response.content == b""
     # Each CORS header once: browsers refuse a repeated allow-origin.
     assert response.headers.get_list("access-control-allow-origin") == [ALLOWED_ORIGIN]
-    assert response.headers.get_list("access-control-allow-methods") == ["DELETE, GET, PATCH"]
+    assert response.headers.get_list("access-control-allow-methods") == ["DELETE, GET, HEAD, PATCH"]
     assert response.headers.get_list("access-control-allow-headers") == [
         "authorization, content-type, grpc-timeout, x-request-id"
     ]
@@ -372,7 +372,7 @@ async def test_a_preflight_from_the_allowed_origin_is_204(stack: Stack) -> None:
     )
     assert collection.status_code == 204
     assert collection.headers.get_list("access-control-allow-origin") == [ALLOWED_ORIGIN]
-    assert collection.headers["access-control-allow-methods"] == "GET, POST"
+    assert collection.headers["access-control-allow-methods"] == "GET, HEAD, POST"
 
 
 async def test_a_preflight_from_another_origin_is_403(stack: Stack) -> None:
@@ -414,7 +414,7 @@ async def test_a_preflight_for_a_method_the_path_lacks_is_refused(stack: Stack) 
 async def test_a_plain_options_lists_the_methods(stack: Stack) -> None:
     response = await stack.http.options(COLLECTION)
     assert response.status_code == 204
-    assert response.headers["allow"] == "GET, POST, OPTIONS"
+    assert response.headers["allow"] == "GET, HEAD, POST, OPTIONS"
 
 
 async def test_actual_requests_carry_cors_headers_for_the_allowed_origin_only(
@@ -504,14 +504,14 @@ async def test_an_unknown_route_is_404_with_the_contract_body(stack: Stack) -> N
 
 async def test_a_wrong_method_is_405_with_allow(stack: Stack) -> None:
     cases = [
-        ("PUT", f"{COLLECTION}/{STRATEGY}", "DELETE, GET, PATCH"),
-        ("DELETE", COLLECTION, "GET, POST"),
+        ("PUT", f"{COLLECTION}/{STRATEGY}", "DELETE, GET, HEAD, PATCH"),
+        ("DELETE", COLLECTION, "GET, HEAD, POST"),
         ("GET", f"{COLLECTION}/compare", "POST"),
         ("GET", f"{COLLECTION}/import", "POST"),
-        ("POST", "/api/v1/tracking/runs", "GET"),
+        ("POST", "/api/v1/tracking/runs", "GET, HEAD"),
         # The gateway's own paths too.
-        ("POST", "/healthz", "GET"),
-        ("DELETE", "/readyz", "GET"),
+        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/readyz", "GET, HEAD"),
     ]
     for method, path, allow in cases:
         response = await stack.http.request(method, path)

@@ -131,6 +131,8 @@ def test_parameters_and_bodies_follow_the_bindings(document: dict[str, Any]) -> 
         "strategy_id",
         "skip",
         "limit",
+        "page_size",
+        "page_token",
         "mlflow_run_id",
         "git_commit_hash",
         "dataset_version",
@@ -203,7 +205,7 @@ async def test_served_from_bytes_built_once_and_open_without_a_token(
     for path in ("/openapi.json", "/docs", "/docs/assets/swagger-ui.css"):
         refused = await http.post(path)
         assert refused.status_code == 405, path
-        assert refused.headers["allow"] == "GET"
+        assert refused.headers["allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize(

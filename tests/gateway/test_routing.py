@@ -205,13 +205,13 @@ def test_empty_segment_matches_nothing(router: Router, path: str) -> None:
 
 def test_wrong_method_lists_the_allowed_methods_sorted(router: Router) -> None:
     assert router.match("PUT", "/api/v1/experiments/e1") == WrongMethod(
-        ("DELETE", "GET", "PATCH"), "/api/v1/experiments/{experiment_id}"
+        ("DELETE", "GET", "HEAD", "PATCH"), "/api/v1/experiments/{experiment_id}"
     )
     assert router.match("DELETE", "/api/v1/experiments") == WrongMethod(
-        ("GET", "POST"), "/api/v1/experiments"
+        ("GET", "HEAD", "POST"), "/api/v1/experiments"
     )
     assert router.match("POST", "/api/v1/tracking/runs/r1") == WrongMethod(
-        ("GET",), "/api/v1/tracking/runs/{run_id}"
+        ("GET", "HEAD"), "/api/v1/tracking/runs/{run_id}"
     )
 
 
@@ -341,7 +341,7 @@ def test_widget_routes(
     if rpc is None:
         found = router.match(method, path)
         assert isinstance(found, WrongMethod)
-        assert found.allowed == ("DELETE", "GET", "PATCH")
+        assert found.allowed == ("DELETE", "GET", "HEAD", "PATCH")
     else:
         assert routed(router, method, path) == (f"demo.widgets.v1.WidgetService.{rpc}", variables)
 
@@ -349,14 +349,14 @@ def test_widget_routes(
 def test_widget_wrong_methods(widget_bindings: list[Binding]) -> None:
     router = Router(widget_bindings)
     assert router.match("PUT", "/v1/shelves/s1/widgets/w1") == WrongMethod(
-        ("DELETE", "GET", "PATCH"), "/v1/shelves/{shelf}/widgets/{widget.name}"
+        ("DELETE", "GET", "HEAD", "PATCH"), "/v1/shelves/{shelf}/widgets/{widget.name}"
     )
     assert router.match("DELETE", "/v1/shelves/s1/widgets/featured") == WrongMethod(
-        ("GET",), "/v1/shelves/{shelf}/widgets/featured"
+        ("GET", "HEAD"), "/v1/shelves/{shelf}/widgets/featured"
     )
     # Both readings of "w1:cancel" exist; neither has PUT: every method of both.
     assert router.match("PUT", "/v1/shelves/s1/widgets/w1:cancel") == WrongMethod(
-        ("DELETE", "GET", "PATCH", "POST"), "/v1/shelves/{shelf}/widgets/{name}:cancel"
+        ("DELETE", "GET", "HEAD", "PATCH", "POST"), "/v1/shelves/{shelf}/widgets/{name}:cancel"
     )
     assert router.match("GET", "/v1/widgets:import") == WrongMethod(("POST",), "/v1/widgets:import")
     assert router.match("GET", "/v1/shelves/a/b") == WrongMethod(
@@ -374,6 +374,6 @@ def test_widget_unknown_paths(widget_bindings: list[Binding]) -> None:
     assert router.match("POST", "/v1/widgets:export") is None
     # No route has the verb "archive": the ':' is part of the name.
     assert router.match("POST", "/v1/shelves/s1/widgets/w1:archive") == WrongMethod(
-        ("DELETE", "GET", "PATCH"), "/v1/shelves/{shelf}/widgets/{widget.name}"
+        ("DELETE", "GET", "HEAD", "PATCH"), "/v1/shelves/{shelf}/widgets/{widget.name}"
     )
     assert router.match("GET", "/v1/widgets") is None
