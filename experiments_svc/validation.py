@@ -136,7 +136,14 @@ def check_size(experiment: Any, changed: Collection[str] = ()) -> None:
             f"and metrics hold {keys} keys together; an experiment may hold at most "
             f"{MAX_DIFF_KEYS}, so that a compare of ten fits in one response",
         )
-    size = experiment.ByteSize()
+    # The caller's fields only: the id and timestamps the service adds vary
+    # in encoded length with the clock, and a row at the bound must not be
+    # accepted at one moment and refused at the next.
+    content = type(experiment)()
+    content.CopyFrom(experiment)
+    for assigned in ("id", "created_at", "updated_at"):
+        content.ClearField(assigned)
+    size = content.ByteSize()
     if size > MAX_EXPERIMENT_BYTES:
         parts = {
             "parameters": experiment.parameters.ByteSize(),
@@ -148,7 +155,7 @@ def check_size(experiment: Any, changed: Collection[str] = ()) -> None:
         shown = ", ".join(f"{name} {count}" for name, count in parts.items())
         raise InvalidArgument.field(
             largest,
-            f"is too large: the experiment would take {size} bytes encoded ({shown}); "
+            f"is too large: the experiment's fields would take {size} bytes encoded ({shown}); "
             f"one may take at most {MAX_EXPERIMENT_BYTES}, so that a compare of ten "
             "fits in one response",
         )

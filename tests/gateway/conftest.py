@@ -60,13 +60,20 @@ def gateway_settings() -> GatewaySettings:
 
 
 @pytest.fixture
+async def experiments_database(migrated_postgres: str) -> str:
+    """The experiments service's database, emptied: the session's PostgreSQL
+    one. A module may override it (e.g. to run on SQLite as well)."""
+    await truncate_experiments(migrated_postgres)
+    return migrated_postgres
+
+
+@pytest.fixture
 async def stack(
-    migrated_postgres: str,
+    experiments_database: str,
     gateway_seed: Seeded,
     mlflow_server: MlflowServer,
     gateway_settings: GatewaySettings,
 ) -> AsyncIterator[Stack]:
-    await truncate_experiments(migrated_postgres)
     tracking, _ = await create_tracking(
         TrackingSettings(
             tracking_uri=mlflow_server.url,
@@ -78,7 +85,7 @@ async def stack(
     await tracking.start()
     experiments, _ = await create_experiments(
         ExperimentsSettings(
-            database_url=migrated_postgres,
+            database_url=experiments_database,
             tracking_address=f"127.0.0.1:{tracking.port}",
             health_interval=0.2,
             db_timeout=3,
