@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 RUN_TYPE = "mlflow.Run"
 MAX_TAG = 255
+# MLflow's lifecycle stage of a deleted run (tracking_pb2.Run.lifecycle_stage).
+DELETED = "deleted"
 # Leave this much of the caller's deadline for our own answer.
 _DEADLINE_MARGIN = 0.1
 # Run tag -> experiment column (CONTRACT §5: `git_commit` -> `git_commit_hash`).
@@ -121,6 +123,17 @@ def _tag(run: tracking_pb2.Run, tag: str) -> str | None:
     return value
 
 
+def _check_not_deleted(run: tracking_pb2.Run) -> None:
+    # MLflow serves a deleted run by id until it is garbage collected; an
+    # experiment recorded from it would point at a run MLflow may drop.
+    if run.lifecycle_stage == DELETED:
+        raise FailedPrecondition.violation(
+            "LIFECYCLE_STAGE",
+            run.run_id,
+            f"MLflow run {run.run_id} is deleted; restore it in MLflow before importing it",
+        )
+
+
 def _strategy_id(run: tracking_pb2.Run) -> uuid.UUID:
     value = run.tags.get("strategy_id")
     if not value:
@@ -147,7 +160,8 @@ def _metric(value: float) -> float | None:
 
 def record_from_run(run: tracking_pb2.Run, now: datetime) -> dict[str, Any]:
     """The experiment row for an MLflow run; FailedPrecondition when the
-    run's lineage tags cannot make one."""
+    run is deleted or its lineage tags cannot make one."""
+    _check_not_deleted(run)
     record: dict[str, Any] = {
         "id": uuid.uuid4(),
         "strategy_id": _strategy_id(run),

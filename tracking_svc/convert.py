@@ -43,6 +43,7 @@ def detail(run: Run) -> tracking_pb2.Run:
         metrics=metrics_of(run),
         tags=run.data.tags,
         experiment_id=str(run.info.experiment_id),
+        lifecycle_stage=run.info.lifecycle_stage,
     )
     if run.info.end_time is not None:
         message.end_time = run.info.end_time
@@ -56,6 +57,7 @@ def comparison_row(run: Run) -> tracking_pb2.RunComparison:
         run_type=run.data.tags.get(RUN_TYPE_TAG) or UNKNOWN_RUN_TYPE,
         params=run.data.params,
         metrics=metrics_of(run),
+        lifecycle_stage=run.info.lifecycle_stage,
     )
 
 

@@ -49,6 +49,7 @@ class SeededStore:
     full: str  # a finished training run with every lineage tag
     bare: str  # a run with no tags at all
     bad_strategy: str  # strategy_id tag that is not a UUID
+    deleted: str  # every lineage tag, then deleted in MLflow
     artifact_uri: str
 
 
@@ -79,11 +80,15 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> SeededStore:
     client.set_terminated(run_id)
     bare = client.create_run(experiment_id, run_name="untagged")
     bad = client.create_run(experiment_id, tags={"strategy_id": "not-a-uuid"})
+    deleted = start_run(client, experiment_id, lineage)
+    client.set_terminated(deleted.info.run_id)
+    client.delete_run(deleted.info.run_id)
     return SeededStore(
         uri=uri,
         full=run_id,
         bare=bare.info.run_id,
         bad_strategy=bad.info.run_id,
+        deleted=deleted.info.run_id,
         artifact_uri=full.info.artifact_uri,
     )
 
@@ -176,6 +181,25 @@ async def test_a_run_without_a_strategy_is_a_failed_precondition(
         assert rich_status(error).details[0].Unpack(failure)
         assert [(v.type, v.subject) for v in failure.violations] == [("TAG", "strategy_id")]
 
+    listed = await stub.ListExperiments(pb.ListExperimentsRequest())
+    assert list(listed.experiments) == []
+
+
+async def test_a_deleted_run_is_a_failed_precondition(
+    stub: ExperimentServiceAsyncStub, mlflow_store: SeededStore
+) -> None:
+    # Its lineage tags are complete: only its deletion stands in the way.
+    run_id = mlflow_store.deleted
+    error = await rpc_error(stub.ImportRun(pb.ImportRunRequest(mlflow_run_id=run_id)))
+
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    message = f"MLflow run {run_id} is deleted; restore it in MLflow before importing it"
+    assert error.details() == message
+    failure = error_details_pb2.PreconditionFailure()
+    assert rich_status(error).details[0].Unpack(failure)
+    assert [(v.type, v.subject, v.description) for v in failure.violations] == [
+        ("LIFECYCLE_STAGE", run_id, message)
+    ]
     listed = await stub.ListExperiments(pb.ListExperimentsRequest())
     assert list(listed.experiments) == []
 

@@ -55,6 +55,7 @@ RUN_FIELDS = [
     "metrics",
     "tags",
     "experiment_id",
+    "lifecycle_stage",
 ]
 LINEAGE_TAGS = [
     "strategy_id",
@@ -638,6 +639,7 @@ async def test_get_run_has_every_field(stack: Stack) -> None:
             "metrics": run.metrics,
             "tags": run.tags,
             "experiment_id": experiment_id,
+            "lifecycle_stage": "active",
         }, run_id
         assert type(body["start_time"]) is int
         if run_id == seeded.backtest_a:
@@ -824,9 +826,12 @@ async def test_compare_reproduces_the_documented_example(
 
     expected = real_ids(copy.deepcopy(DOC_COMPARE))
     # What CONTRACT §6/§7 add to the document's example: each metric's
-    # direction (both maximised by the built-in rules) and the lineage diff.
+    # direction (both maximised by the built-in rules), the lineage diff,
+    # and each row's lifecycle stage (issue 11).
     for metric in expected["metric_diff"].values():
         metric["direction"] = "maximize"
+    for row in expected["runs"]:
+        row["lifecycle_stage"] = "active"
     expected["lineage_diff"] = {
         "strategy_id": lineage_entry(dict.fromkeys(ids, STRATEGY_A)),
         "run_type": lineage_entry(dict.fromkeys(ids, "training")),
@@ -856,7 +861,14 @@ async def test_compare_reproduces_the_documented_example(
         assert all(entry["varies"] for entry in body["param_diff"].values())
         assert set(body["lineage_diff"]) == set(LINEAGE_TAGS)
         for row in body["runs"]:
-            assert list(row) == ["run_id", "run_name", "run_type", "params", "metrics"]
+            assert list(row) == [
+                "run_id",
+                "run_name",
+                "run_type",
+                "params",
+                "metrics",
+                "lifecycle_stage",
+            ]
         # Params stay strings as MLflow stores them ("0.10", not 0.1).
         assert '"learning_rate":"0.10"' in response.text
 
@@ -887,6 +899,7 @@ async def test_compare_rows_in_request_order_with_non_finite_values(stack: Stack
             "run_type": runs[run_id].lineage.get("run_type", "unknown"),
             "params": runs[run_id].params,
             "metrics": runs[run_id].metrics,
+            "lifecycle_stage": "active",
         }
         for run_id in ids
     ]

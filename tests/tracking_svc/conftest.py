@@ -335,6 +335,20 @@ def seeded(backend: Backend) -> Seeded:
     return backend.seeded
 
 
+@pytest.fixture
+def deleted_run(backend: Backend) -> str:
+    """A training run of the default experiment, then deleted in MLflow (not
+    garbage collected: MLflow still serves it by id, marked deleted). Run
+    search leaves deleted runs out, so the seeded listings are unchanged."""
+    client = MlflowClient(tracking_uri=backend.settings.tracking_uri)
+    lineage = Lineage(STRATEGY_A, "training", git_commit="3f9a1c2")
+    run_id = str(start_run(client, backend.seeded.experiment_id, lineage).info.run_id)
+    client.log_metric(run_id, "oos_sharpe", 0.5)
+    client.set_terminated(run_id)
+    client.delete_run(run_id)
+    return run_id
+
+
 @pytest.fixture(autouse=True)
 def _restore_mlflow_http_variables() -> Iterator[None]:
     """tracking_svc's backend sets MLflow's HTTP variables for the process

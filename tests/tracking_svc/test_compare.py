@@ -82,6 +82,24 @@ async def test_rows_in_request_order_with_run_type(
     assert [row.run_id for row in again.runs] == reversed_order
 
 
+async def test_rows_say_which_runs_are_deleted(
+    stub: TrackingServiceAsyncStub, seeded: Seeded, deleted_run: str
+) -> None:
+    order = [seeded.training_a, deleted_run, seeded.other]
+    response = await compare(stub, order)
+    assert [(row.run_id, row.lifecycle_stage) for row in response.runs] == [
+        (seeded.training_a, "active"),
+        (deleted_run, "deleted"),
+        (seeded.other, "active"),
+    ]
+    # A deleted run is compared like any other.
+    assert values(response.metric_diff["oos_sharpe"]) == {
+        seeded.training_a: 1.42,
+        deleted_run: 0.5,
+        seeded.other: 2.0,
+    }
+
+
 async def test_metric_diff_directions_and_best(
     stub: TrackingServiceAsyncStub, seeded: Seeded
 ) -> None:

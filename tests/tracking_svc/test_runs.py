@@ -186,6 +186,7 @@ async def test_get_run_all_fields(stub: TrackingServiceAsyncStub, seeded: Seeded
     assert run.artifact_uri == seeded.artifact_uris[seeded.training_a]
     assert run.artifact_uri.endswith(f"/{seeded.training_a}/artifacts")
     assert run.experiment_id == seeded.experiment_id
+    assert run.lifecycle_stage == "active"
     assert dict(run.params) == TRAINING_A_PARAMS
     assert dict(run.metrics) == TRAINING_A_METRICS
     tags = dict(run.tags)
@@ -212,6 +213,17 @@ async def test_get_run_statuses_and_end_times(
     ):
         run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
         assert (run.status, run.end_time) == (status, seeded.end_times[run_id])
+
+
+async def test_get_run_of_a_deleted_run_says_it_is_deleted(
+    stub: TrackingServiceAsyncStub, seeded: Seeded, deleted_run: str
+) -> None:
+    run = (await stub.GetRun(pb.GetRunRequest(run_id=deleted_run))).run
+    assert (run.run_id, run.lifecycle_stage) == (deleted_run, "deleted")
+    # Otherwise the run is as it was logged.
+    assert (run.status, run.experiment_id) == ("FINISHED", seeded.experiment_id)
+    assert dict(run.metrics) == {"oos_sharpe": 0.5}
+    assert run.tags["strategy_id"] == STRATEGY_A
 
 
 async def test_get_run_in_another_experiment(
