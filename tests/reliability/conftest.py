@@ -44,6 +44,7 @@ def figures(request: pytest.FixtureRequest, _all_figures: dict[str, dict[str, An
 # PostgreSQL and the session's `mlflow server`) for the concurrency and
 # hostile-input tests.
 from tests.gateway.conftest import (  # noqa: E402, F401
+    experiments_database,
     gateway_seed,
     gateway_settings,
     stack,
