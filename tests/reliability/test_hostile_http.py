@@ -173,14 +173,21 @@ async def test_injection_in_a_lineage_filter_is_an_exact_match(stack: Stack) -> 
 
 
 async def test_large_and_unicode_documents_are_stored_intact(stack: Stack) -> None:
-    # Within the 1 MiB body limit, a 100,000-element array and non-ASCII
-    # keys and values are data like any other, and come back unchanged.
+    # Within what one experiment may hold (64 KiB encoded), a 5,000-element
+    # array and non-ASCII keys and values are data like any other, and come
+    # back unchanged; a 100,000-element one (1.1 MB encoded, though within
+    # the 1 MiB body limit as JSON) is refused whole, naming the field.
+    parameters: dict[str, object] = {"xs": list(range(100_000)), "clé": "värde ☃", "emoji": "📈"}
     document = {
         "strategy_id": STRATEGY,
         "dataset_version": "données-✓",
-        "parameters": {"xs": list(range(100_000)), "clé": "värde ☃", "emoji": "📈"},
+        "parameters": parameters,
         "artifacts": {"rapport": "s3://bucket/été/report.html"},
     }
+    refused = await stack.http.post("/api/v1/experiments", json=document)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["message"].startswith("parameters is too large")
+    parameters["xs"] = list(range(5_000))
     made = await stack.http.post("/api/v1/experiments", json=document)
     assert made.status_code == 201, made.text
     fetched = (await stack.http.get(made.headers["location"])).json()

@@ -9,17 +9,19 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.bindings import Binding, bindings_for
 from gateway.errors import HttpError
-from gateway.parsing import parse_into
+from gateway.parsing import FieldError, parse_into
 from gateway.rendering import render
 from gateway.transcoding import build_request
 from research.experiments.v1 import experiments_pb2 as ex
 from research.tracking.v1 import tracking_pb2 as tr
+from research_common.free_form import MAX_SAFE_INTEGER, unsafe_number
 
 # The same examples on every run (CI must not turn red at random); 200 each.
 PROPERTIES = settings(max_examples=200, deadline=None, database=None, derandomize=True)
@@ -28,13 +30,14 @@ BINDINGS: list[Binding] = [
     *bindings_for(tr.DESCRIPTOR.services_by_name["TrackingService"], "tracking"),
 ]
 TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
-# What a Struct holds exactly: integers within a double's exact range,
-# finite doubles, strings, booleans, null, and nesting (kept shallow).
+# What a Struct holds exactly, and so what the gateway accepts in one:
+# numbers within ±(2^53 - 1) (beyond, a double cannot tell one integer from
+# the next: CONTRACT §3), strings, booleans, null, and nesting (kept shallow).
 SCALARS = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(-(2**53), 2**53),
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER),
+    st.floats(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER),
     TEXT,
 )
 DOCUMENTS = st.recursive(
@@ -107,6 +110,20 @@ def test_a_parsed_experiment_renders_back_to_the_same_json(
     again = ex.CreateExperimentRequest()
     parse_into({k: v for k, v in rendered.items() if v is not None}, again)
     assert render(again) == rendered
+
+
+@PROPERTIES
+@given(
+    number=st.integers(MAX_SAFE_INTEGER + 1, 2**80).map(lambda n: n * (1 if n % 2 else -1))
+    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: abs(x) > MAX_SAFE_INTEGER),
+    nested=st.booleans(),
+)
+def test_a_number_a_double_cannot_keep_is_refused_by_its_path(number: float, nested: bool) -> None:
+    parameters = {"outer": [0, {"n": number}]} if nested else {"n": number}
+    with pytest.raises(FieldError) as raised:
+        parse_into({"parameters": parameters}, ex.CreateExperimentRequest())
+    assert raised.value.path == ("parameters.outer[1].n" if nested else "parameters.n")
+    assert raised.value.problem == unsafe_number(str(number))
 
 
 def outcome(build: Callable[[], Message]) -> Message | HttpError:
