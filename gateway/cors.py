@@ -15,7 +15,7 @@ from collections.abc import Iterable
 # Request headers a browser script may send.
 ALLOWED_HEADERS = ("authorization", "content-type", "grpc-timeout", "x-request-id")
 # Response headers a browser script may read besides the CORS-safelisted ones.
-EXPOSED_HEADERS = "location, x-request-id"
+EXPOSED_HEADERS = "link, location, x-request-id"
 # Seconds a browser may cache a preflight answer.
 MAX_AGE = "600"
 

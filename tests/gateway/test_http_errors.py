@@ -425,7 +425,7 @@ async def test_actual_requests_carry_cors_headers_for_the_allowed_origin_only(
     )
     assert allowed.status_code == 201
     assert allowed.headers.get_list("access-control-allow-origin") == [ALLOWED_ORIGIN]
-    assert allowed.headers["access-control-expose-headers"] == "location, x-request-id"
+    assert allowed.headers["access-control-expose-headers"] == "link, location, x-request-id"
     assert allowed.headers["vary"] == "Origin"
     # Errors too, so that a script can read them.
     failed = await stack.http.get(f"{COLLECTION}/nope", headers={"Origin": ALLOWED_ORIGIN})
