@@ -22,8 +22,7 @@ import orjson
 from gateway.bindings import Binding
 from gateway.errors import HttpError, not_found_route
 from gateway.http import Raw
-from gateway.openapi import build_document
-from gateway.openapi_comments import Comments
+from gateway.openapi import Comments, build_document
 
 OPENAPI = "/openapi.json"
 DOCS = "/docs"

@@ -18,8 +18,8 @@ from gateway.bindings import bindings_for
 from gateway.config import Settings
 from gateway.docs import ApiDocs
 from gateway.openapi import build_document
-from gateway.openapi_comments import default_descriptor_set
-from gateway.openapi_parameters import openapi_path
+from gateway.openapi.comments import default_descriptor_set
+from gateway.openapi.parameters import openapi_path
 from gateway.server import create_server, default_upstreams
 from gateway.templates import parse_template
 from gateway.upstreams import Upstreams

@@ -10,7 +10,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.bindings import Binding
-from gateway.openapi_schemas import WELL_KNOWN, Schemas, scalar
+from gateway.openapi.schemas import WELL_KNOWN, Schemas, scalar
 from gateway.templates import PathTemplate
 
 _FIELD_MASK = "google.protobuf.FieldMask"

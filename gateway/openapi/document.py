@@ -1,8 +1,8 @@
 """The gateway's OpenAPI 3.0.3 document, built at start-up from the bindings
 the router serves: the routes, their parameters and bodies, and the answers
 they give come from the `google.api.http` and `research.http.v1.response`
-rules, the schemas from the message descriptors (`gateway/openapi_schemas.py`),
-and the descriptions from the proto comments (`gateway/openapi_comments.py`).
+rules, the schemas from the message descriptors (`gateway/openapi/schemas.py`),
+and the descriptions from the proto comments (`gateway/openapi/comments.py`).
 Nothing here names a service: an annotated method is documented as it is routed.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 from google.protobuf.descriptor import ServiceDescriptor
 
 from gateway.bindings import Binding
-from gateway.openapi_comments import Comments
-from gateway.openapi_errors import error_components, error_responses
-from gateway.openapi_parameters import openapi_path, path_parameters, query_parameters
-from gateway.openapi_schemas import Schema, Schemas, nullable
+from gateway.openapi.comments import Comments
+from gateway.openapi.errors import error_components, error_responses
+from gateway.openapi.parameters import openapi_path, path_parameters, query_parameters
+from gateway.openapi.schemas import Schema, Schemas, nullable
 
 log = logging.getLogger("gateway.openapi")
 

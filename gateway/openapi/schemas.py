@@ -25,7 +25,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from gateway.openapi_comments import Comments
+from gateway.openapi.comments import Comments
 
 Schema = dict[str, Any]
 
