@@ -70,6 +70,10 @@ class Binding:
     key_orders: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     @property
+    def name(self) -> str:
+        return self.method.full_name
+
+    @property
     def input(self) -> Descriptor:
         return self.method.input_type
 

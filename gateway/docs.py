@@ -20,15 +20,18 @@ import grpc
 import orjson
 
 from gateway.bindings import Binding
+from gateway.endpoints import Route, page
 from gateway.errors import HttpError, not_found_route
-from gateway.http import Raw
+from gateway.http import Receive, Request
 from gateway.openapi import Comments, build_document
+from gateway.responses import JSON, Response
 
 OPENAPI = "/openapi.json"
 DOCS = "/docs"
-ASSETS = "/docs/assets/"
-ASSETS_ROUTE = ASSETS + "{file}"  # one metrics label for every asset
-DOCS_PATHS = frozenset({OPENAPI, DOCS, DOCS + "/"})
+# One route (and metrics label) for everything under the asset folder, so
+# that every such path is the documentation's to answer (404 for what is not
+# an asset), token or none.
+ASSETS_ROUTE = "/docs/assets/{file=**}"
 SWAGGER_UI_PACKAGE = "swagger_ui"  # from the `swagger-ui-py` distribution
 
 HTML = "text/html; charset=utf-8"
@@ -87,20 +90,26 @@ def swagger_ui_folder() -> Path | None:
 
 
 class ApiDocs:
-    """The answers of the documentation paths, built once."""
+    """The documentation pages, built once, as routes of the gateway."""
 
     def __init__(self, bindings: Sequence[Binding], comments: Comments | None = None) -> None:
         self.document = build_document(bindings, comments or Comments.load())
-        self.openapi = Raw(orjson.dumps(self.document), "application/json")
+        self.openapi = Response.raw(
+            orjson.dumps(self.document), JSON, [("cache-control", "no-cache")]
+        )
         init = _INIT.encode()
         title = html.escape(self.document["info"]["title"])
-        page = _PAGE.replace("$title", title).replace("$init", _INIT)
-        self.page = Raw(page.encode(), HTML)
+        page_html = _PAGE.replace("$title", title).replace("$init", _INIT)
         digest = base64.b64encode(hashlib.sha256(init).digest()).decode()
-        self.page_headers = [
-            ("content-security-policy", _CSP.format(digest=digest)),
-            ("x-content-type-options", "nosniff"),
-        ]
+        self.page = Response.raw(
+            page_html.encode(),
+            HTML,
+            [
+                ("content-security-policy", _CSP.format(digest=digest)),
+                ("x-content-type-options", "nosniff"),
+                ("cache-control", "no-cache"),
+            ],
+        )
         self.folder = swagger_ui_folder()
         # The names that may be asked for: the folder's files at start-up,
         # less its HTML pages, which would be served without this page's CSP.
@@ -109,36 +118,40 @@ class ApiDocs:
             for p in (self.folder.iterdir() if self.folder is not None else ())
             if p.is_file() and p.suffix in _ASSET_TYPES
         )
-        self._cache: dict[str, Raw] = {}
+        self._cache: dict[str, Response] = {}
 
-    @staticmethod
-    def serves(path: str) -> bool:
-        return path in DOCS_PATHS or path.startswith(ASSETS)
+    def routes(self) -> list[Route]:
+        """`/openapi.json`, `/docs` and `/docs/assets/{file}`: open to all."""
+        return [
+            page(OPENAPI, self._openapi, "OpenAPI document"),
+            page(DOCS, self._docs, "API documentation"),
+            page(ASSETS_ROUTE, self._asset, "API documentation assets"),
+        ]
 
-    @staticmethod
-    def label(path: str) -> str:
-        """The route label of a served path (logs and metrics)."""
-        if path.startswith(ASSETS):
-            return ASSETS_ROUTE
-        return OPENAPI if path == OPENAPI else DOCS
+    async def _openapi(self, request: Request, receive: Receive, _: dict[str, str]) -> Response:
+        return self.openapi
 
-    def answer(self, path: str) -> tuple[str, Raw, list[tuple[str, str]]]:
-        """(route label, body, headers) for a GET of `path` (`serves(path)`
-        is true); HttpError 404 for an asset that is not there."""
-        if path == OPENAPI:
-            return OPENAPI, self.openapi, [("cache-control", "no-cache")]
-        if path in DOCS_PATHS:
-            if self.folder is None:
-                message = f"{DOCS} needs the {SWAGGER_UI_PACKAGE} package (swagger-ui-py)"
-                raise HttpError(404, grpc.StatusCode.NOT_FOUND, message)
-            return DOCS, self.page, [*self.page_headers, ("cache-control", "no-cache")]
-        name = path[len(ASSETS) :]
-        if self.folder is None or name not in self.assets:
-            raise not_found_route("GET", path)
+    async def _docs(self, request: Request, receive: Receive, _: dict[str, str]) -> Response:
+        if self.folder is None:
+            message = f"{DOCS} needs the {SWAGGER_UI_PACKAGE} package (swagger-ui-py)"
+            raise HttpError(404, grpc.StatusCode.NOT_FOUND, message)
+        return self.page
+
+    async def _asset(
+        self, request: Request, receive: Receive, variables: dict[str, str]
+    ) -> Response:
+        name = variables["file"]
+        # An asset is named exactly: not with a trailing slash, which the
+        # router would otherwise take as the same path.
+        exact = not request.path.split("?", 1)[0].endswith("/")
+        if self.folder is None or name not in self.assets or not exact:
+            raise not_found_route(request.method, request.path.split("?", 1)[0])
         asset = self._cache.get(name)
         if asset is None:
-            payload = (self.folder / name).read_bytes()
-            asset = Raw(payload, _ASSET_TYPES[Path(name).suffix])
+            asset = Response.raw(
+                (self.folder / name).read_bytes(),
+                _ASSET_TYPES[Path(name).suffix],
+                [("cache-control", "public, max-age=3600"), ("x-content-type-options", "nosniff")],
+            )
             self._cache[name] = asset
-        headers = [("cache-control", "public, max-age=3600"), ("x-content-type-options", "nosniff")]
-        return ASSETS_ROUTE, asset, headers
+        return asset

@@ -1,5 +1,6 @@
-"""The HTTP side of one exchange, on plain ASGI: the request's parts, its body
-read within a size and time limit, and a JSON answer sent back."""
+"""The HTTP side of one exchange, on plain ASGI: the request's parts, parsed
+once, and its body read within a size and time limit and parsed as JSON.
+What is answered is a `gateway.responses.Response`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
@@ -54,7 +54,7 @@ class ClientGone(Exception):
 class Request:
     """The parts of an ASGI HTTP request the gateway uses."""
 
-    __slots__ = ("headers", "method", "oversized_head", "path", "query", "request_id", "route")
+    __slots__ = ("headers", "method", "oversized_head", "path", "query", "request_id")
 
     def __init__(self, scope: Scope) -> None:
         self.method: str = scope["method"]
@@ -67,8 +67,6 @@ class Request:
             self.headers[key.decode("latin-1").lower()] = value.decode("latin-1")
         given = self.headers.get(REQUEST_ID_HEADER, "")
         self.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        # The route template once matched: the label of logs and metrics.
-        self.route = "unmatched"
         self.oversized_head = len(scope["headers"]) > MAX_HEADERS or (
             sum(len(key) + len(value) for key, value in scope["headers"]) > MAX_HEADER_BYTES
         )
@@ -229,37 +227,3 @@ def _check_depth(value: Any) -> None:
                 f"{where} nests JSON deeper than {MAX_JSON_DEPTH} levels", field or None
             )
         pending.extend((child, depth + 1, field or key) for key, child in children)
-
-
-@dataclass(frozen=True, slots=True)
-class Raw:
-    """A body sent as it is (not JSON), e.g. Prometheus' text format."""
-
-    payload: bytes
-    content_type: str
-
-
-async def send_json(
-    send: Send,
-    status: int,
-    body: Any,
-    headers: list[tuple[str, str]],
-    *,
-    empty: bool = False,
-    head: bool = False,
-) -> None:
-    """Answer `status` with `body` as JSON (no body at all when `empty`;
-    a `Raw` body as it is). For a HEAD request (`head`) every header is the
-    one GET would have, Content-Length included, and no body is sent."""
-    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    if empty:
-        payload = b""
-    elif isinstance(body, Raw):
-        payload = body.payload
-        raw_headers.append((b"content-type", body.content_type.encode("latin-1")))
-    else:
-        payload = orjson.dumps(body)
-        raw_headers.append((b"content-type", b"application/json"))
-    raw_headers.append((b"content-length", str(len(payload)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": b"" if head else payload})

@@ -1,4 +1,6 @@
-"""Matching a request's method and path to a binding.
+"""Matching a request's method and path to a route: anything with a path
+`template` and an `http_method`, the proto-derived bindings and the
+gateway's own pages alike.
 
 Rules (CONTRACT §4): literal segments win over variables; a trailing slash
 matches the same route; variables are percent-decoded; a path that some
@@ -17,10 +19,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import unquote
 
-from gateway.bindings import Binding
 from gateway.templates import PathTemplate
+
+
+class Routable(Protocol):
+    """What the router matches on."""
+
+    @property
+    def template(self) -> PathTemplate: ...
+
+    @property
+    def http_method(self) -> str: ...
+
+    @property
+    def name(self) -> str:
+        """What the route serves, for messages (a gRPC method, a page)."""
+        ...
+
+
+R = TypeVar("R", bound=Routable)
 
 
 class PathError(ValueError):
@@ -28,14 +48,14 @@ class PathError(ValueError):
 
 
 @dataclass(slots=True)
-class _Group:
+class _Group(Generic[R]):
     template: PathTemplate
-    by_method: dict[str, Binding] = field(default_factory=dict)
+    by_method: dict[str, R] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
-    binding: Binding
+class Match(Generic[R]):
+    route: R
     variables: dict[str, str]
 
 
@@ -47,18 +67,18 @@ class WrongMethod:
     template: str
 
 
-class Router:
-    def __init__(self, bindings: Iterable[Binding]) -> None:
-        groups: dict[object, _Group] = {}
-        for binding in bindings:
-            group = groups.setdefault(binding.template.shape, _Group(binding.template))
-            if binding.http_method in group.by_method:
-                other = group.by_method[binding.http_method]
+class Router(Generic[R]):
+    def __init__(self, routes: Iterable[R]) -> None:
+        groups: dict[object, _Group[R]] = {}
+        for route in routes:
+            group = groups.setdefault(route.template.shape, _Group(route.template))
+            if route.http_method in group.by_method:
+                other = group.by_method[route.http_method]
                 raise ValueError(
-                    f"{binding.http_method} {binding.template.source} is bound twice: "
-                    f"{other.method.full_name} and {binding.method.full_name}"
+                    f"{route.http_method} {route.template.source} is bound twice: "
+                    f"{other.name} and {route.name}"
                 )
-            group.by_method[binding.http_method] = binding
+            group.by_method[route.http_method] = route
         self._groups = sorted(groups.values(), key=lambda g: g.template.specificity)
         self._literal = {
             "/" + "/".join(s.text for s in g.template.segments): g
@@ -72,11 +92,11 @@ class Router:
         self._verbs = any(g.template.verb for g in self._groups)
 
     @property
-    def bindings(self) -> list[Binding]:
-        return [b for g in self._groups for b in g.by_method.values()]
+    def routes(self) -> list[R]:
+        return [r for g in self._groups for r in g.by_method.values()]
 
-    def match(self, method: str, raw_path: str) -> Match | WrongMethod | None:
-        """The binding for `method raw_path`, WrongMethod, or None (404).
+    def match(self, method: str, raw_path: str) -> Match[R] | WrongMethod | None:
+        """The route for `method raw_path`, WrongMethod, or None (404).
         `raw_path` is still percent-encoded; PathError if it cannot be."""
         path = raw_path[:-1] if len(raw_path) > 1 and raw_path.endswith("/") else raw_path
         group = self._literal.get(path) if "%" not in path else None
@@ -90,19 +110,19 @@ class Router:
         # a same-shape or `**` route of other methods and answered 405.
         readings = [_split(path, verb=True)] if self._verbs else []
         readings.append(_split(path, verb=False))
-        found: list[Match | WrongMethod] = []
+        found: list[Match[R] | WrongMethod] = []
         for parts, verb in readings:
             if parts is None:
                 continue
             for group in self._groups:
                 variables = group.template.match(parts, verb)
                 if variables is not None:
-                    binding = group.by_method.get(_routed(method))
-                    if binding is not None and binding.template is not group.template:
+                    route = group.by_method.get(_routed(method))
+                    if route is not None and route.template is not group.template:
                         # Routes of one shape may name their variables
-                        # differently (`{name}`, `{widget.name}`): each binding
+                        # differently (`{name}`, `{widget.name}`): each route
                         # gets its own names, not those of the group's first.
-                        variables = binding.template.match(parts, verb) or {}
+                        variables = route.template.match(parts, verb) or {}
                     found.append(_pick(group, method, variables))
                     break
         for each in found:
@@ -115,11 +135,11 @@ class Router:
         return WrongMethod(tuple(allowed), wrong[0].template)
 
 
-def _pick(group: _Group, method: str, variables: dict[str, str]) -> Match | WrongMethod:
-    binding = group.by_method.get(_routed(method))
-    if binding is None:
+def _pick(group: _Group[R], method: str, variables: dict[str, str]) -> Match[R] | WrongMethod:
+    route = group.by_method.get(_routed(method))
+    if route is None:
         return WrongMethod(allowed_methods(group.by_method), group.template.source)
-    return Match(binding, variables)
+    return Match(route, variables)
 
 
 def _routed(method: str) -> str:

@@ -5,16 +5,15 @@ calls with GATEWAY_ADDR."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import uvicorn
 
+from gateway import uvicorn_adapter
 from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.protocol import protocol_class
 from gateway.upstreams import Upstream, Upstreams
 from research.experiments.v1 import experiments_pb2
 from research.tracking.v1 import tracking_pb2
@@ -38,15 +37,6 @@ def default_upstreams(settings: Settings) -> list[Upstream]:
     ]
 
 
-class _Server(uvicorn.Server):
-    # Signals are the caller's business (`serve_until_signalled`); uvicorn's
-    # own capture would re-raise SIGTERM after shutdown and end the process
-    # with -15 instead of 0.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class GatewayServer:
     """A bound, startable gateway; `port` is known before `start()`."""
 
@@ -54,11 +44,12 @@ class GatewayServer:
         self.app = app
         self.port: int = sock.getsockname()[1]
         self._socket = sock
+        # A request head must arrive within the request deadline, as the
+        # body must (gateway/http.py).
+        self.adapter = adapter = uvicorn_adapter.check(head_timeout=app.settings.timeout)
         config = uvicorn.Config(
             app,
-            # A request head must arrive within the request deadline, as
-            # the body must (gateway/http.py).
-            http=protocol_class(app.settings.timeout),
+            http=adapter.http,
             loop="none",
             lifespan="on",
             log_config=None,
@@ -66,19 +57,26 @@ class GatewayServer:
             server_header=False,
             timeout_graceful_shutdown=math.ceil(grace),
         )
-        self._server = _Server(config)
+        self._server = adapter.server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Serve; return once the application has started. The socket
+        listens already, so a connection made before uvicorn accepts its
+        first one waits in the backlog rather than being refused."""
+        self._socket.listen(socket.SOMAXCONN)
         self._task = asyncio.get_running_loop().create_task(
             self._server.serve(sockets=[self._socket])
         )
-        async with asyncio.timeout(START_WITHIN):
-            while not self._server.started:
-                if self._task.done():
-                    await self._task  # raises what stopped it
-                    raise RuntimeError("the HTTP server stopped during start-up")
-                await asyncio.sleep(0.01)
+        started = asyncio.ensure_future(self.app.started.wait())
+        try:
+            async with asyncio.timeout(START_WITHIN):
+                await asyncio.wait((started, self._task), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+        if self._task.done():
+            await self._task  # raises what stopped it
+            raise RuntimeError("the HTTP server stopped during start-up")
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (within the grace

@@ -187,7 +187,7 @@ async def test_served_from_bytes_built_once_and_open_without_a_token(
         response = await http.get("/openapi.json")
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
-        assert response.content == docs.openapi.payload
+        assert response.content == docs.openapi.body
     page = await http.get("/docs")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")

@@ -34,15 +34,15 @@ def widget_bindings(widgets: ModuleType) -> list[Binding]:
 
 
 @pytest.fixture(scope="module")
-def router() -> Router:
+def router() -> Router[Binding]:
     return Router(backbone_bindings())
 
 
-def routed(router: Router, method: str, path: str) -> tuple[str, dict[str, str]]:
+def routed(router: Router[Binding], method: str, path: str) -> tuple[str, dict[str, str]]:
     """(gRPC method full name, variables) of a path that must match."""
     found = router.match(method, path)
     assert isinstance(found, Match), found
-    return found.binding.method.full_name, found.variables
+    return found.route.method.full_name, found.variables
 
 
 # --- the backbone's routes -----------------------------------------------------
@@ -61,7 +61,7 @@ def routed(router: Router, method: str, path: str) -> tuple[str, dict[str, str]]
     ],
 )
 def test_experiment_routes(
-    router: Router, method: str, path: str, rpc: str, variables: dict[str, str]
+    router: Router[Binding], method: str, path: str, rpc: str, variables: dict[str, str]
 ) -> None:
     assert routed(router, method, path) == (
         f"research.experiments.v1.ExperimentService.{rpc}",
@@ -87,7 +87,7 @@ def test_experiment_routes(
     ],
 )
 def test_tracking_routes(
-    router: Router, method: str, path: str, rpc: str, variables: dict[str, str]
+    router: Router[Binding], method: str, path: str, rpc: str, variables: dict[str, str]
 ) -> None:
     assert routed(router, method, path) == (
         f"research.tracking.v1.TrackingService.{rpc}",
@@ -95,8 +95,8 @@ def test_tracking_routes(
     )
 
 
-def test_every_annotated_method_is_routed(router: Router) -> None:
-    assert sorted(f"{b.http_method} {b.template.source}" for b in router.bindings) == [
+def test_every_annotated_method_is_routed(router: Router[Binding]) -> None:
+    assert sorted(f"{b.http_method} {b.template.source}" for b in router.routes) == [
         "DELETE /api/v1/experiments/{experiment_id}",
         "GET /api/v1/experiments",
         "GET /api/v1/experiments/{experiment_id}",
@@ -137,7 +137,7 @@ def test_literal_segment_wins_over_variable_in_any_binding_order(reverse: bool) 
     )
 
 
-def test_trailing_slash_matches_the_same_route(router: Router) -> None:
+def test_trailing_slash_matches_the_same_route(router: Router[Binding]) -> None:
     assert routed(router, "GET", "/api/v1/experiments/") == (
         "research.experiments.v1.ExperimentService.ListExperiments",
         {},
@@ -152,11 +152,11 @@ def test_trailing_slash_matches_the_same_route(router: Router) -> None:
     )
 
 
-def test_two_trailing_slashes_do_not_match(router: Router) -> None:
+def test_two_trailing_slashes_do_not_match(router: Router[Binding]) -> None:
     assert router.match("GET", "/api/v1/experiments//") is None
 
 
-def test_encoded_slash_stays_inside_the_variable(router: Router) -> None:
+def test_encoded_slash_stays_inside_the_variable(router: Router[Binding]) -> None:
     assert routed(router, "GET", "/api/v1/tracking/runs/r1/metrics/a%2Fb/history") == (
         "research.tracking.v1.TrackingService.GetMetricHistory",
         {"run_id": "r1", "metric_key": "a/b"},
@@ -165,7 +165,7 @@ def test_encoded_slash_stays_inside_the_variable(router: Router) -> None:
     assert router.match("GET", "/api/v1/experiments%2Fe1") is None
 
 
-def test_variables_are_percent_decoded(router: Router) -> None:
+def test_variables_are_percent_decoded(router: Router[Binding]) -> None:
     assert routed(
         router, "GET", "/api/v1/tracking/runs/r%201/metrics/caf%C3%A9%3A%E2%82%AC/history"
     )[1] == {"run_id": "r 1", "metric_key": "café:€"}
@@ -175,7 +175,7 @@ def test_variables_are_percent_decoded(router: Router) -> None:
     )
 
 
-def test_encoded_literal_segments_match_decoded(router: Router) -> None:
+def test_encoded_literal_segments_match_decoded(router: Router[Binding]) -> None:
     assert routed(router, "GET", "/api/v1/experiment%73") == (
         "research.experiments.v1.ExperimentService.ListExperiments",
         {},
@@ -183,7 +183,7 @@ def test_encoded_literal_segments_match_decoded(router: Router) -> None:
 
 
 @pytest.mark.parametrize("path", ["/api/v1/experiments/%FF", "/api/v1/experiments/%C3%28"])
-def test_invalid_utf8_is_a_path_error(router: Router, path: str) -> None:
+def test_invalid_utf8_is_a_path_error(router: Router[Binding], path: str) -> None:
     with pytest.raises(PathError) as caught:
         router.match("GET", path)
     assert str(caught.value) == "the path is not valid UTF-8 once percent-decoded"
@@ -199,11 +199,11 @@ def test_invalid_utf8_is_a_path_error(router: Router, path: str) -> None:
         "//api/v1/experiments",
     ],
 )
-def test_empty_segment_matches_nothing(router: Router, path: str) -> None:
+def test_empty_segment_matches_nothing(router: Router[Binding], path: str) -> None:
     assert router.match("GET", path) is None
 
 
-def test_wrong_method_lists_the_allowed_methods_sorted(router: Router) -> None:
+def test_wrong_method_lists_the_allowed_methods_sorted(router: Router[Binding]) -> None:
     assert router.match("PUT", "/api/v1/experiments/e1") == WrongMethod(
         ("DELETE", "GET", "HEAD", "PATCH"), "/api/v1/experiments/{experiment_id}"
     )
@@ -227,7 +227,7 @@ def test_wrong_method_lists_the_allowed_methods_sorted(router: Router) -> None:
         "api/v1/experiments",
     ],
 )
-def test_unknown_path_is_none(router: Router, path: str) -> None:
+def test_unknown_path_is_none(router: Router[Binding], path: str) -> None:
     assert router.match("GET", path) is None
 
 
