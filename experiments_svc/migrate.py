@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 # nor the Mako templates it brings, about 11 MB of resident memory.
 if TYPE_CHECKING:
     from alembic.config import Config
+
+log = logging.getLogger("experiments.migrate")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Held while migrating on PostgreSQL, so that replicas starting together
@@ -45,10 +48,23 @@ def _apply(connection: Connection, action: str, revision: str) -> None:
     config = alembic_config(connection)
     from alembic import command
 
+    before = current_revision(connection)
     if action == "upgrade":
         command.upgrade(config, revision)
     else:
         command.downgrade(config, revision)
+    after = current_revision(connection)
+    # One line for what changed, instead of Alembic's own lines (its set-up
+    # chatter and one line per revision, logged as DEBUG: research_common.logging);
+    # nothing when the schema was already there.
+    if after != before:
+        log.info(
+            "database schema %sd from %s to %s",
+            action,
+            before or "empty",
+            after or "empty",
+            extra={"revision": after},
+        )
 
 
 async def migrate(engine: AsyncEngine, action: str = "upgrade", revision: str = "head") -> None:

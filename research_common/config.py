@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Literal
 
 
 class ConfigError(ValueError):
@@ -71,3 +72,26 @@ def env_log_level(env: Mapping[str, str], name: str = "LOG_LEVEL") -> str:
     if not isinstance(logging.getLevelName(level), int):
         raise ConfigError(f"{name} must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
     return level
+
+
+# How log lines are written: "json" for machines, "text" for people, "auto"
+# (LOG_FORMAT empty or unset) for text when stderr is a terminal, else JSON.
+LogFormat = Literal["auto", "json", "text"]
+
+
+def log_format(name: str, raw: str) -> LogFormat:
+    """`json` or `text` (any case); blank means "auto"."""
+    lowered = raw.strip().lower()
+    if lowered == "json":
+        return "json"
+    if lowered == "text":
+        return "text"
+    if lowered == "":
+        return "auto"
+    raise ConfigError(f"{name} must be json, text or empty (text on a terminal), got {raw!r}")
+
+
+def env_log_format(env: Mapping[str, str], name: str = "LOG_FORMAT") -> LogFormat:
+    """LOG_FORMAT as `log_format` reads it; unset or empty means "auto"."""
+    raw = env.get(name)
+    return log_format(name, raw) if raw else "auto"

@@ -3,10 +3,18 @@ defaults, started together, reported once each is ready, and stopped
 together on Ctrl-C or SIGTERM.
 
 Each process is the same `python -m <package>` a deployment runs; this only
-starts them, waits until each is ready (`grpc.health.v1` SERVING for the
-services, `/readyz` for the gateway), prints where they listen, and passes a
-stop signal on. If one exits on its own, the others are stopped and the job
-exits non-zero.
+starts them, waits until each is ready, prints where they listen and the
+first commands to try, and passes a stop signal on. If one exits on its own,
+the others are stopped and the job exits non-zero.
+
+Waiting makes no log lines: the services are asked over `grpc.health.v1`
+(which they log at DEBUG), and the gateway is ready once it accepts
+connections, since its `/readyz` asks those same two health checks. Polling
+`/readyz` itself would add an access-log line per poll to what the person
+running the job reads.
+
+On a terminal the processes log readable text lines (LOG_FORMAT=text, unless
+LOG_FORMAT is set); otherwise they log JSON lines, as deployed.
 
 `--demo` (`make demo`) also loads demo data once everything is ready: MLflow
 runs for two strategies and the experiments imported from them (see
@@ -21,15 +29,15 @@ import os
 import signal
 import socket
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 READY_WITHIN = 60.0  # seconds; MLflow's first start migrates its store
 STOP_WITHIN = 20.0
+POLL_EVERY = 0.2  # seconds between readiness checks of one process
 
 
 @dataclass(frozen=True)
@@ -73,30 +81,42 @@ def _in_use(component: Component) -> str | None:
 
 async def _wait_ready(component: Component, process: asyncio.subprocess.Process) -> None:
     if component.scheme == "http":
-        await _wait_http_ready(component.address, process)
+        await _wait_listening(component.address, process)
     else:
         await _wait_serving(component.address, process)
 
 
-def _http_ready(address: str) -> bool:
+async def _accepts(address: str) -> bool:
+    host, _, port = address.rpartition(":")
     try:
-        with urllib.request.urlopen(f"http://{address}/readyz", timeout=2) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
+        async with asyncio.timeout(2):
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+    except (OSError, TimeoutError):
         return False
+    # Closed before sending anything: the gateway answers and logs nothing.
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
-async def _wait_http_ready(address: str, process: asyncio.subprocess.Process) -> None:
+async def _wait_listening(address: str, process: asyncio.subprocess.Process) -> None:
     while process.returncode is None:
-        if await asyncio.to_thread(_http_ready, address):
+        if await _accepts(address):
             return
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(POLL_EVERY)
     raise RuntimeError(f"exited with code {process.returncode} before it was ready")
 
 
 async def _wait_serving(address: str, process: asyncio.subprocess.Process) -> None:
     request = health_pb2.HealthCheckRequest(service="")
-    async with aio.insecure_channel(address) as channel:
+    # The channel's first connections fail while the service starts (MLflow
+    # takes seconds to set up its store); with gRPC's default backoff, which
+    # grows past 5 s within a few attempts, "ready" came seconds late.
+    options = [
+        ("grpc.initial_reconnect_backoff_ms", int(POLL_EVERY * 1000)),
+        ("grpc.max_reconnect_backoff_ms", int(POLL_EVERY * 1000)),
+    ]
+    async with aio.insecure_channel(address, options=options) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while process.returncode is None:
             try:
@@ -105,7 +125,7 @@ async def _wait_serving(address: str, process: asyncio.subprocess.Process) -> No
                     return
             except aio.AioRpcError:
                 pass
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(POLL_EVERY)
     raise RuntimeError(f"exited with code {process.returncode} before it was ready")
 
 
@@ -131,6 +151,52 @@ async def _load_demo() -> None:
     await asyncio.to_thread(load_demo_from_env)
 
 
+def _child_environment() -> dict[str, str]:
+    """The job's environment, with LOG_FORMAT=text when a person watches the
+    job's stderr (which the processes share) and has not chosen a format."""
+    env = dict(os.environ)
+    if "LOG_FORMAT" not in env and sys.stderr.isatty():
+        env["LOG_FORMAT"] = "text"
+    return env
+
+
+def _grpcurl() -> str:
+    """The grpcurl `make` installs next to this Python, spelled as it is
+    typed from the current folder (`.venv/bin/grpcurl` in the checkout)."""
+    installed = Path(sys.executable).parent / "grpcurl"
+    if not installed.exists():
+        return "grpcurl"
+    try:
+        return str(installed.relative_to(Path.cwd()))
+    except ValueError:
+        return str(installed)
+
+
+def _ready_lines(demo: bool) -> list[str]:
+    """Where each process listens, the first commands to try (each line can
+    be pasted into a shell as it is) and how to stop."""
+    lines = ["", "ready:"]
+    for component in COMPONENTS:
+        lines.append(f"  {component.module:16} {component.scheme}://{component.address}")
+    experiments, _, gateway = (component.address for component in COMPONENTS)
+    # With API_TOKENS set every HTTP call needs one of them (gRPC reflection
+    # stays open, so grpcurl's `list` does not).
+    auth = ' -H "Authorization: Bearer $TOKEN"' if os.environ.get("API_TOKENS") else ""
+    listed = "the demo's experiments" if demo else "experiments (make demo loads some)"
+    tries = [
+        (f"curl{auth} http://{gateway}/api/v1/experiments", listed),
+        (f"curl{auth} http://{gateway}/api/v1/tracking/runs", "MLflow runs"),
+        (f"{_grpcurl()} -plaintext {experiments} list", "the gRPC services"),
+    ]
+    width = max(len(command) for command, _ in tries)
+    where = "in another terminal" + (", with TOKEN set to one of API_TOKENS" if auth else "")
+    lines += ["", f"first things to try, {where}:"]
+    lines += [f"  {command:<{width}}  # {why}" for command, why in tries]
+    lines.append(f'and in a browser: http://{gateway}/docs (the HTTP API; "Try it out" calls it)')
+    lines += ["", "Ctrl-C stops everything.", ""]
+    return lines
+
+
 async def run(demo: bool = False) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,9 +209,10 @@ async def run(demo: bool = False) -> int:
             print(f"run: {reason}", file=sys.stderr)
         return 2
 
+    environment = _child_environment()
     processes = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", component.module, start_new_session=True
+            sys.executable, "-m", component.module, env=environment, start_new_session=True
         )
         for component in COMPONENTS
     ]
@@ -169,13 +236,7 @@ async def run(demo: bool = False) -> int:
             failure = f"{type(error).__name__}: {error}"
             print(f"run: loading demo data failed: {failure}", file=sys.stderr)
 
-    print("\nready:", file=sys.stderr)
-    for component in COMPONENTS:
-        url = f"{component.scheme}://{component.address}"
-        print(f"  {component.module:16} {url}", file=sys.stderr)
-    gateway = COMPONENTS[-1].address
-    print(f"  try: curl http://{gateway}/api/v1/experiments", file=sys.stderr)
-    print("Ctrl-C stops everything.\n", file=sys.stderr)
+    print("\n".join(_ready_lines(demo)), file=sys.stderr)
 
     exited = [asyncio.ensure_future(process.wait()) for process in processes]
     stopping = asyncio.ensure_future(stop.wait())

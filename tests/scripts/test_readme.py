@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.scripts.test_run_all import READY_MARKER, _addresses, _read_until, start_job
+from tests.scripts.test_run_all import (
+    READY_MARKER,
+    _addresses,
+    _read_until,
+    start_job,
+    stop_job,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = "## Talking to it over HTTP"
@@ -108,6 +114,4 @@ async def test_the_readme_http_walkthrough_returns_demo_data(tmp_path: Path) -> 
         assert await asyncio.wait_for(job.wait(), 30) == 0
         await asyncio.gather(drain, return_exceptions=True)
     finally:
-        if job.returncode is None:
-            job.kill()
-            await job.wait()
+        await stop_job(job)
