@@ -1,15 +1,28 @@
-"""Parsing helpers for settings read from the environment. Each raises
-`ConfigError` with a one-line message naming the variable."""
+"""Parsers for settings read from the environment. Each takes the variable's
+name and its (non-empty) text, and returns the value or raises `ConfigError`
+with a one-line message naming the variable. `research_common.settings`
+applies them; an unset or empty variable never reaches them (it means the
+setting's default)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Literal, TypeVar
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
+# (variable name, its text) -> the setting's value.
+Parser = Callable[[str, str], T]
 
 
 class ConfigError(ValueError):
     """A setting is malformed; the process refuses to start."""
+
+
+def text(name: str, value: str) -> str:
+    """Taken as given."""
+    return value
 
 
 def parse_address(name: str, value: str) -> str:
@@ -22,42 +35,30 @@ def parse_address(name: str, value: str) -> str:
     return value
 
 
-def optional_address(env: Mapping[str, str], name: str) -> str | None:
-    """`parse_address` of `name`, or None when it is unset or empty."""
-    raw = env.get(name)
-    return parse_address(name, raw) if raw else None
+def number(minimum: float = 0) -> Parser[float]:
+    """A number of at least `minimum` (NaN is refused)."""
+    return _at_least(float, "a number", minimum)
 
 
-def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum:  # also rejects NaN
-        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
-    return value
+def whole_number(minimum: int = 0) -> Parser[int]:
+    """An integer of at least `minimum`."""
+    return _at_least(int, "a whole number", minimum)
 
 
-def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
-    return value
+def _at_least(convert: Callable[[str], N], kind: str, minimum: N) -> Parser[N]:
+    def parse(name: str, raw: str) -> N:
+        try:
+            value = convert(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
+        if not value >= minimum:  # also rejects NaN
+            raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+def boolean(name: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
@@ -66,8 +67,8 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def env_log_level(env: Mapping[str, str], name: str = "LOG_LEVEL") -> str:
-    raw = env.get(name) or "INFO"
+def log_level(name: str, raw: str) -> str:
+    """A level name of the logging module, upper-cased."""
     level = raw.strip().upper()
     if not isinstance(logging.getLevelName(level), int):
         raise ConfigError(f"{name} must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
