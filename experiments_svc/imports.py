@@ -14,6 +14,7 @@ from grpc import aio
 
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from research_common.auth import AUTHORIZATION, AUTHORIZATION_HEADER
+from research_common.constants import MLFLOW_RUN_RESOURCE, REQUEST_ID_HEADER
 from research_common.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -23,14 +24,12 @@ from research_common.errors import (
     Unavailable,
     echo,
 )
-from research_common.interceptor import REQUEST_ID_HEADER
 from research_common.logging import REQUEST_ID
 from research_common.tls import TlsSettings
 
 if TYPE_CHECKING:
     from research.tracking.v1.tracking_pb2_grpc import TrackingServiceAsyncStub
 
-RUN_TYPE = "mlflow.Run"
 MAX_TAG = 255
 # MLflow's lifecycle stage of a deleted run (tracking_pb2.Run.lifecycle_stage).
 DELETED = "deleted"
@@ -99,7 +98,7 @@ def _deadline_ran_out(run_id: str) -> DeadlineExceeded:
 def _translate(error: aio.AioRpcError, run_id: str) -> ServiceError:
     code = error.code()
     if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound.resources(f"MLflow run not found: {run_id}", RUN_TYPE, [run_id])
+        return NotFound.resources(f"MLflow run not found: {run_id}", MLFLOW_RUN_RESOURCE, [run_id])
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         # The tracking service names its field `run_id`; ours is mlflow_run_id.
         problem = (error.details() or "is not a valid MLflow run id").removeprefix("run_id ")

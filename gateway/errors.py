@@ -17,8 +17,8 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
 from research_common.auth import refusal
+from research_common.constants import STATUS_DETAILS_KEY
 
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 BEARER_CHALLENGE = 'Bearer realm="research"'
 

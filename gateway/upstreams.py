@@ -15,10 +15,8 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.bindings import Binding, bindings_for
+from research_common.constants import MAX_MESSAGE_BYTES
 from research_common.tls import TlsSettings
-
-# The services' own limit (research_common.server.MAX_MESSAGE_BYTES).
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)

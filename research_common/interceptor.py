@@ -16,12 +16,11 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from research_common.auth import AUTHORIZATION, AUTHORIZATION_HEADER, Tokens, refusal
+from research_common.constants import REQUEST_ID_HEADER, STATUS_DETAILS_KEY, valid_request_id
 from research_common.errors import Internal, InvalidArgument, ServiceError, Unauthenticated
 from research_common.logging import REQUEST_ID
 from research_common.metrics import observe_rpc
 
-REQUEST_ID_HEADER = "x-request-id"
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # Health checks arrive every few seconds from probes: log them at DEBUG only.
 _QUIET_PREFIX = "/grpc.health.v1.Health/"
 # Open without a token (CONTRACT §1): health and reflection.
@@ -41,8 +40,10 @@ _MALFORMED = (DecodeError, ValueError, RecursionError)
 
 
 def _request_id(metadata: Any) -> str:
+    """The caller's request id when it is plain (the gateway's rule: the same
+    id is kept, or replaced, whichever way a call comes in); else a new one."""
     for key, value in metadata or ():
-        if key == REQUEST_ID_HEADER and isinstance(value, str) and 0 < len(value) <= 128:
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and valid_request_id(value):
             return value
     return uuid.uuid4().hex
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from mlflow.entities import Experiment, Metric, Run
 
 from research.tracking.v1 import tracking_pb2
+from research_common.constants import RUN_TYPE_TAG
 from tracking_svc.backend import restore_infinity
 
-RUN_TYPE_TAG = "run_type"
 UNKNOWN_RUN_TYPE = "unknown"
 
 

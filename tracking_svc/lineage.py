@@ -39,12 +39,13 @@ from mlflow import ActiveRun
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from research_common.constants import RUN_TYPE_TAG
 from tracking_svc.validation import FILTER_VALUE
 
 # The lineage tags, in the order the comparisons list them.
 LINEAGE_TAGS = (
     "strategy_id",
-    "run_type",
+    RUN_TYPE_TAG,
     "git_commit",
     "dataset_version",
     "feature_version",

@@ -12,6 +12,7 @@ from mlflow.entities import Run
 
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from research_common import diff
+from research_common.constants import MLFLOW_RUN_RESOURCE
 from research_common.diff_messages import write_metric_diff, write_value_diff
 from research_common.errors import InvalidArgument, NotFound
 from tracking_svc import convert
@@ -22,7 +23,6 @@ from tracking_svc.lineage import LINEAGE_TAGS
 Context = aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 
-RUN_TYPE = "mlflow.Run"
 RUN_NOT_FOUND = "Run not found"
 
 
@@ -34,7 +34,7 @@ def _deadline(context: Context) -> float | None:
 
 def _run_not_found(run_ids: list[str]) -> NotFound:
     message = f"{RUN_NOT_FOUND}: {', '.join(run_ids)}"
-    return NotFound.resources(message, RUN_TYPE, run_ids)
+    return NotFound.resources(message, MLFLOW_RUN_RESOURCE, run_ids)
 
 
 class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
