@@ -5,7 +5,6 @@ step and start the service with AUTO_MIGRATE=false)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
@@ -13,9 +12,7 @@ from experiments_svc.config import Settings
 from experiments_svc.db import create_engine
 from experiments_svc.migrate import migrate
 from experiments_svc.server import create_server
-from research_common.config import ConfigError
-from research_common.logging import configure_logging
-from research_common.server import serve_until_signalled
+from research_common.runner import run_main, serve_until_signalled
 
 log = logging.getLogger("experiments")
 
@@ -42,27 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     downgrade = commands.add_parser("downgrade", help="downgrade the database schema and exit")
     downgrade.add_argument("revision")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        print(f"experiments_svc: configuration error: {error}", file=sys.stderr)
-        return 2
-    configure_logging("experiments_svc", settings.log_level)
-    try:
-        if args.command is None:
-            asyncio.run(_serve(settings))
-        else:
-            action = "upgrade" if args.command == "migrate" else "downgrade"
-            asyncio.run(_migrate(settings, action, args.revision))
-    except ConfigError as error:
-        print(f"experiments_svc: configuration error: {error}", file=sys.stderr)
-        return 2
-    except (OSError, RuntimeError) as error:
-        # Typically: the database is unreachable at start-up, or the address
-        # is taken. One line, not a traceback.
-        print(f"experiments_svc: cannot start: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    if args.command is None:
+        return run_main("experiments_svc", Settings.from_env, _serve)
+    action = "upgrade" if args.command == "migrate" else "downgrade"
+    return run_main(
+        "experiments_svc", Settings.from_env, lambda s: _migrate(s, action, args.revision)
+    )
 
 
 if __name__ == "__main__":

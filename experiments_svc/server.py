@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import functools
 
-from grpc import aio
-
 from experiments_svc.config import Settings
 from experiments_svc.db import create_engine, ping, translate_error
 from experiments_svc.imports import TrackingClient
@@ -14,7 +12,6 @@ from experiments_svc.migrate import migrate
 from experiments_svc.service import ExperimentService
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
-from research_common.errors import ServiceError, Unavailable
 from research_common.page_tokens import PageTokens
 from research_common.server import GrpcServer, build_server
 
@@ -35,28 +32,16 @@ async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, i
     service = ExperimentService(
         ExperimentStore(engine), tracking, PageTokens(settings.page_token_key.encode())
     )
-    server: GrpcServer
-
-    def translate(error: BaseException) -> ServiceError | None:
-        mapped = translate_error(error)
-        if isinstance(mapped, Unavailable):
-            server.health.report_outage(str(error))
-        return mapped
-
-    def register(grpc_server: aio.Server) -> None:
-        experiments_pb2_grpc.add_ExperimentServiceServicer_to_server(service, grpc_server)
-
     server = build_server(
+        settings,
         address=address,
         service_names=[SERVICE_NAME],
-        register=register,
+        register=functools.partial(
+            experiments_pb2_grpc.add_ExperimentServiceServicer_to_server, service
+        ),
         probe=functools.partial(ping, engine),
-        translate=translate,
-        health_interval=settings.health_interval,
-        tokens=settings.tokens,
-        metrics_address=settings.metrics_address,
-        tls=settings.tls,
         probe_timeout=settings.db_timeout,
+        translate=translate_error,
     )
     server.on_stop(engine.dispose)
     server.on_stop(tracking.close)

@@ -1,12 +1,11 @@
-"""The gRPC server runtime both services share: health and reflection
-registered with names taken from the descriptors, graceful stop, and the
-SIGTERM-driven main loop."""
+"""The gRPC server runtime both services share: the interceptor, health
+and reflection registered with names taken from the descriptors, health
+told at once of a store outage a call ran into, and graceful stop. (The
+process around it, signals included, is research_common.runner.)"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from wsgiref.simple_server import WSGIServer
 
@@ -14,17 +13,12 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from research_common.auth import Tokens
+from research_common.constants import MAX_MESSAGE_BYTES
+from research_common.errors import ServiceError, Unavailable
 from research_common.health import HealthReporter, Probe
 from research_common.interceptor import ServiceInterceptor, Translator
 from research_common.metrics import serve_metrics
-from research_common.tls import TlsSettings
-
-log = logging.getLogger("research.server")
-
-# Largest request or response a service accepts; larger messages are
-# RESOURCE_EXHAUSTED before any handler runs.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+from research_common.settings import ServiceSettings
 
 Cleanup = Callable[[], Awaitable[None]]
 
@@ -68,24 +62,34 @@ class GrpcServer:
             await asyncio.to_thread(self._metrics.shutdown)
             self._metrics.server_close()
 
+    async def wait(self) -> None:
+        """Return once the server has stopped (only `stop` stops it)."""
+        await self.server.wait_for_termination()
+
 
 def build_server(
+    settings: ServiceSettings,
     *,
     address: str,
     service_names: Sequence[str],
     register: Callable[[aio.Server], None],
     probe: Probe,
-    translate: Translator,
-    health_interval: float,
     probe_timeout: float,
-    tokens: Tokens | None = None,
-    metrics_address: str | None = None,
-    tls: TlsSettings | None = None,
+    translate: Translator,
 ) -> GrpcServer:
     """A server with the interceptor, the service(s) `register` adds, health
-    and reflection, bound to `address` (port 0 picks a free port)."""
+    and reflection, bound to `address` (port 0 picks a free port), with the
+    tokens, TLS, health interval and metrics address of `settings`.
+
+    `translate` maps what a handler raised unintended to a ServiceError;
+    when that is Unavailable (the store is down), health turns NOT_SERVING
+    at once instead of at the next probe."""
+    servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs predate aio
+    reporter = HealthReporter(
+        servicer, service_names, probe, interval=settings.health_interval, timeout=probe_timeout
+    )
     server = aio.server(
-        interceptors=[ServiceInterceptor(translate, tokens)],
+        interceptors=[ServiceInterceptor(_reporting_outages(translate, reporter), settings.tokens)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -93,32 +97,28 @@ def build_server(
         ],
     )
     register(server)
-    servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs predate aio
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection(
         (*service_names, health_name, reflection.SERVICE_NAME), server
     )
-    credentials = tls.server_credentials() if tls is not None else None
+    credentials = settings.tls.server_credentials()
     if credentials is None:
         port = server.add_insecure_port(address)
     else:
         port = server.add_secure_port(address, credentials)
-    reporter = HealthReporter(
-        servicer, service_names, probe, interval=health_interval, timeout=probe_timeout
-    )
-    return GrpcServer(server, reporter, port, metrics_address)
+    return GrpcServer(server, reporter, port, settings.metrics_address)
 
 
-async def serve_until_signalled(server: GrpcServer, grace: float, address: str) -> None:
-    """Start, run until SIGTERM or SIGINT, then drain for up to `grace` s."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await server.start()
-    log.info("listening on %s (port %d)", address, server.port, extra={"port": server.port})
-    await stop.wait()
-    log.info("stopping: draining in-flight calls for up to %.1f s", grace)
-    await server.stop(grace)
-    log.info("stopped")
+def _reporting_outages(translate: Translator, health: HealthReporter) -> Translator:
+    """`translate`, telling `health` of each outage it finds: callers learn
+    of it from their errors, balancers from the health check, at the same
+    moment."""
+
+    def translated(error: BaseException) -> ServiceError | None:
+        mapped = translate(error)
+        if isinstance(mapped, Unavailable):
+            health.report_outage(str(error))
+        return mapped
+
+    return translated

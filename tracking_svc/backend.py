@@ -3,8 +3,9 @@ of threads with a time limit per call, and its failures sorted into "not
 found", "bad input" and "unavailable".
 
 MLflow's client blocks, and by default retries a failed request for minutes.
-Here each request is one attempt whose timeout is what is left of the call's
-time (MLFLOW_TIMEOUT, or the caller's deadline when nearer), and the caller's
+Here (once tracking_svc.process has set MLflow's client up) each request is
+one attempt whose timeout is what is left of the call's time (MLFLOW_TIMEOUT,
+or the caller's deadline when nearer), and the caller's
 wait is cut at that moment whatever the thread is doing: a call the caller
 gave up on does not keep a thread and an MLflow connection busy after it.
 """
@@ -14,17 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import requests
 from mlflow.entities import Experiment, Metric, Run, ViewType
-from mlflow.environment_variables import _EnvironmentVariable
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
@@ -33,10 +32,10 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 from mlflow.tracking import MlflowClient
-from mlflow.utils import rest_utils
 
 from research_common.errors import DeadlineExceeded, InvalidArgument, ServiceError, Unavailable
 from tracking_svc.config import Settings
+from tracking_svc.process import CALL_EXPIRES
 
 log = logging.getLogger("tracking.mlflow")
 
@@ -52,70 +51,9 @@ _INF_STAND_IN = sys.float_info.max
 _NO_ANSWER_IN_TIME = "the MLflow tracking server did not answer in time; retry later"
 _DEADLINE_PASSED = "the deadline passed before MLflow answered"
 
-# The name under which MLflow's REST client reads its request timeout.
-_TIMEOUT_VARIABLE = "MLFLOW_HTTP_REQUEST_TIMEOUT"
-# When the call running in this context must be over (a time.monotonic()
-# value); set on the worker thread for the duration of one `call`.
-_CALL_EXPIRES: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "mlflow_call_expires", default=None
-)
-
 
 class RunNotFound(Exception):
     """MLflow answered that the run does not exist (never raised for an outage)."""
-
-
-def configure_http(settings: Settings) -> None:
-    """Bound MLflow's HTTP client: one attempt per request, a timeout of a few
-    seconds, a connection pool as large as the thread pool. MLflow reads
-    these variables at each request; they are process-wide, and this process
-    only talks to one tracking server."""
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.http_timeout)
-    os.environ["MLFLOW_HTTP_POOL_MAXSIZE"] = str(settings.workers)
-
-
-class _CallBoundTimeout:
-    """MLFLOW_HTTP_REQUEST_TIMEOUT as MLflow's REST client reads it before
-    each HTTP request: the configured value, cut to what is left of the
-    current call's time. The variable itself is process-wide (and whole
-    seconds), so it cannot carry one call's deadline."""
-
-    def __init__(self, variable: Any) -> None:
-        self._variable = variable  # MLflow's own, which reads the environment
-
-    def get(self) -> float:
-        configured = float(self._variable.get())
-        expires = _CALL_EXPIRES.get()
-        if expires is None:
-            return configured
-        left = expires - time.monotonic()
-        if left <= 0:
-            # Raised before the request is made: nothing is sent to MLflow.
-            raise TimeoutError("the call's time ran out before its next MLflow request")
-        return min(configured, left)
-
-    def __str__(self) -> str:  # MLflow names the variable in its timeout message
-        return str(self._variable)
-
-
-def bound_requests_to_their_call() -> None:
-    """Make MLflow's REST client (the tracking server's transport) take each
-    request's timeout from the call it serves. MLflow's client offers no
-    per-call timeout; it reads this variable object from its rest_utils
-    module at every request, so the object is wrapped there. Should a later
-    MLflow read it elsewhere, nothing is wrapped and a warning says so:
-    calls are still answered at their deadline, only their threads run on
-    longer."""
-    current = getattr(rest_utils, _TIMEOUT_VARIABLE, None)
-    if isinstance(current, _CallBoundTimeout):
-        return
-    if not isinstance(current, _EnvironmentVariable):
-        log.warning("MLflow's REST client has no MLFLOW_HTTP_REQUEST_TIMEOUT to bound per call")
-        return
-    setattr(rest_utils, _TIMEOUT_VARIABLE, _CallBoundTimeout(current))
 
 
 def restore_infinity(value: float) -> float:
@@ -164,8 +102,6 @@ class TrackingBackend:
     experiment resolved (and created when absent) on first use."""
 
     def __init__(self, settings: Settings) -> None:
-        configure_http(settings)
-        bound_requests_to_their_call()
         _prepare_local_store(settings.tracking_uri)
         self._settings = settings
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
@@ -189,8 +125,9 @@ class TrackingBackend:
             if time.monotonic() >= expires:
                 raise TimeoutError("the call's deadline passed while it waited for a worker")
             # Every MLflow request of `fn` times out when the call's time is
-            # up (_CallBoundTimeout), so the thread is free again then.
-            _CALL_EXPIRES.set(expires)
+            # up (tracking_svc.process, set up by main()), so the thread is
+            # free again then.
+            CALL_EXPIRES.set(expires)
             return fn()
 
         loop = asyncio.get_running_loop()

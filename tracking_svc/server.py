@@ -3,14 +3,11 @@ and `main()` calls with TRACKING_ADDR."""
 
 from __future__ import annotations
 
-from grpc import aio
+import functools
 
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
-from research_common.errors import ServiceError, Unavailable
 from research_common.server import GrpcServer, build_server
-from tracking_svc import backend as mlflow_backend
-from tracking_svc.absent_modules import remember_absent
-from tracking_svc.backend import TrackingBackend
+from tracking_svc.backend import TrackingBackend, translate
 from tracking_svc.config import Settings
 from tracking_svc.service import TrackingService
 
@@ -20,21 +17,10 @@ SERVICE_NAME = tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_
 async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, int]:
     """A ready-to-start server on `address` ("host:0" picks a free port).
     MLflow need not be reachable yet: health says NOT_SERVING until it is,
-    and the default experiment is created on first contact."""
-    remember_absent()
+    and the default experiment is created on first contact. The process is
+    expected to be set up for MLflow (tracking_svc.process.configure_process,
+    which main() calls)."""
     backend = TrackingBackend(settings)
-    server: GrpcServer
-
-    def translate(error: BaseException) -> ServiceError | None:
-        mapped = mlflow_backend.translate(error)
-        if isinstance(mapped, Unavailable):
-            server.health.report_outage(str(error))
-        return mapped
-
-    def register(grpc_server: aio.Server) -> None:
-        tracking_pb2_grpc.add_TrackingServiceServicer_to_server(
-            TrackingService(backend), grpc_server
-        )
 
     async def probe() -> None:
         # Reaching MLflow is not enough: the default experiment must exist
@@ -43,16 +29,15 @@ async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, i
         await backend.call(backend.ping)
 
     server = build_server(
+        settings,
         address=address,
         service_names=[SERVICE_NAME],
-        register=register,
+        register=functools.partial(
+            tracking_pb2_grpc.add_TrackingServiceServicer_to_server, TrackingService(backend)
+        ),
         probe=probe,
-        translate=translate,
-        health_interval=settings.health_interval,
-        tokens=settings.tokens,
-        metrics_address=settings.metrics_address,
-        tls=settings.tls,
         probe_timeout=settings.mlflow_timeout,
+        translate=translate,
     )
     server.on_stop(backend.close)
     return server, server.port

@@ -21,8 +21,8 @@ from tests.conftest import truncate_experiments
 from tests.mlflow_server import MlflowServer
 from tests.tracking_svc.conftest import (  # noqa: F401  (an autouse fixture)
     Seeded,
-    _restore_mlflow_http_variables,
     seed,
+    tracking_process,
 )
 from tracking_svc.config import Settings as TrackingSettings
 from tracking_svc.server import create_server as create_tracking

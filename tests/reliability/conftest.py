@@ -49,4 +49,4 @@ from tests.gateway.conftest import (  # noqa: E402, F401
     gateway_settings,
     stack,
 )
-from tests.tracking_svc.conftest import _restore_mlflow_http_variables  # noqa: E402, F401
+from tests.tracking_svc.conftest import tracking_process  # noqa: E402, F401

@@ -20,7 +20,7 @@ from grpc import aio
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research.tracking.v1 import tracking_pb2
 from research_common.auth import MISSING, WRONG
-from research_common.server import MAX_MESSAGE_BYTES
+from research_common.constants import MAX_MESSAGE_BYTES
 from tests.mlflow_server import MlflowServer
 from tests.reliability.backbone import Backbone, health
 from tests.reliability.conftest import Record

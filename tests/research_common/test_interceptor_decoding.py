@@ -25,7 +25,7 @@ from research_common.logging import JsonFormatter
 from research_common.server import GrpcServer
 from tests.conftest import rpc_error
 from tests.pg_cluster import free_port
-from tests.tracking_svc.conftest import _restore_mlflow_http_variables  # noqa: F401
+from tests.tracking_svc.conftest import tracking_process  # noqa: F401
 from tracking_svc.config import Settings as TrackingSettings
 from tracking_svc.server import create_server as create_tracking
 

@@ -22,6 +22,7 @@ from tests.counting_proxy import CountingProxy
 from tests.mlflow_server import MlflowServer
 from tracking_svc.config import Settings
 from tracking_svc.lineage import Lineage, start_run
+from tracking_svc.process import PROCESS_VARIABLES, configure_process
 from tracking_svc.server import create_server
 
 if TYPE_CHECKING:
@@ -37,15 +38,6 @@ MINUTE = 60_000
 FOLD_LOG_ORDER = (3, 0, 4, 1, 2)
 FOLD_SHARPE = {0: 0.8, 1: 1.1, 2: -0.2, 3: 1.6, 4: 0.9}
 BULK_RUNS = 105
-
-# Variables tracking_svc's backend sets for the whole process.
-_MLFLOW_HTTP_VARIABLES = (
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT",
-    "MLFLOW_HTTP_POOL_MAXSIZE",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,11 +341,14 @@ def deleted_run(backend: Backend) -> str:
     return run_id
 
 
-@pytest.fixture(autouse=True)
-def _restore_mlflow_http_variables() -> Iterator[None]:
-    """tracking_svc's backend sets MLflow's HTTP variables for the process
-    (expected); each test leaves them as it found them."""
-    saved = {name: os.environ.get(name) for name in _MLFLOW_HTTP_VARIABLES}
+@pytest.fixture(scope="session", autouse=True)
+def tracking_process() -> Iterator[None]:
+    """The process-wide set-up tracking_svc's main() does (MLflow's HTTP
+    client bounded per call, its probed modules remembered absent), done
+    once for the session: tracking servers run in this process. The
+    environment variables it sets are restored at the end."""
+    saved = {name: os.environ.get(name) for name in PROCESS_VARIABLES}
+    configure_process(Settings())
     yield
     for name, value in saved.items():
         if value is None:
