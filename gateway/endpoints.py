@@ -24,7 +24,6 @@ from gateway.bindings import Binding
 from gateway.config import Settings
 from gateway.errors import HttpError, not_found_route, unauthorized, wrong_method
 from gateway.http import (
-    REQUEST_ID_HEADER,
     ClientGone,
     Receive,
     Request,
@@ -40,6 +39,7 @@ from gateway.templates import PathTemplate, parse_template
 from gateway.transcoding import NO_BODY, build_reply, build_request, next_link
 from gateway.upstreams import Upstreams
 from research_common.auth import Tokens
+from research_common.constants import REQUEST_ID_HEADER
 from research_common.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from research_common.metrics import exposition
 

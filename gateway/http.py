@@ -16,16 +16,13 @@ import grpc
 import orjson
 
 from gateway.errors import HttpError
+from research_common.constants import REQUEST_ID_HEADER, valid_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-REQUEST_ID_HEADER = "x-request-id"
-# A caller's request id is kept when it is short and plain; otherwise a new
-# one is made (it goes into logs and gRPC metadata).
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # gRPC's timeout header: up to 8 digits and a unit (PROTOCOL-HTTP2.md).
 _GRPC_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
 _UNIT_SECONDS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -66,7 +63,7 @@ class Request:
         for key, value in scope["headers"]:
             self.headers[key.decode("latin-1").lower()] = value.decode("latin-1")
         given = self.headers.get(REQUEST_ID_HEADER, "")
-        self.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        self.request_id = given if valid_request_id(given) else uuid.uuid4().hex
         self.oversized_head = len(scope["headers"]) > MAX_HEADERS or (
             sum(len(key) + len(value) for key, value in scope["headers"]) > MAX_HEADER_BYTES
         )

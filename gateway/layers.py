@@ -27,8 +27,9 @@ import grpc
 
 from gateway.cors import CorsPolicy
 from gateway.errors import HttpError
-from gateway.http import REQUEST_ID_HEADER, ClientGone, Receive, Request, Scope, Send
+from gateway.http import ClientGone, Receive, Request, Scope, Send
 from gateway.responses import Message, Response, error_response
+from research_common.constants import REQUEST_ID_HEADER
 from research_common.logging import REQUEST_ID
 from research_common.metrics import observe_http
 

@@ -22,6 +22,7 @@ from typing import Any, cast
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from research_common.constants import WRAPPER_TYPES
 from research_common.diff_messages import json_to_value
 from research_common.free_form import MAX_SAFE_INTEGER, unsafe_number
 
@@ -357,25 +358,10 @@ _WELL_KNOWN: dict[str, Callable[[Any, Any, str], None]] = {
 }
 
 
-def _wrappers() -> None:
-    from google.protobuf import wrappers_pb2
-
-    for wrapper in (
-        wrappers_pb2.DoubleValue,
-        wrappers_pb2.FloatValue,
-        wrappers_pb2.Int64Value,
-        wrappers_pb2.UInt64Value,
-        wrappers_pb2.Int32Value,
-        wrappers_pb2.UInt32Value,
-        wrappers_pb2.BoolValue,
-        wrappers_pb2.StringValue,
-        wrappers_pb2.BytesValue,
-    ):
-        descriptor = wrapper.DESCRIPTOR
-        _WELL_KNOWN[descriptor.full_name] = _wrapper(_scalar(descriptor.fields_by_name["value"]))
-
-
-_wrappers()
+for _type in WRAPPER_TYPES:
+    _WELL_KNOWN[_type.DESCRIPTOR.full_name] = _wrapper(
+        _scalar(_type.DESCRIPTOR.fields_by_name["value"])
+    )
 
 
 # --- helpers -----------------------------------------------------------------

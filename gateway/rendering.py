@@ -24,6 +24,8 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from research_common.constants import WRAPPER_VALUE_TYPES
+
 Render = Callable[[Any], Any]
 
 # Beyond 2**53 a double no longer holds every integer exactly: leave it a float.
@@ -168,9 +170,5 @@ _WELL_KNOWN: dict[str, Render] = {
     "google.protobuf.FieldMask": _json_string,
     "google.protobuf.Empty": lambda m: {},
     "google.protobuf.Any": _any,
-    **{
-        f"google.protobuf.{name}Value": _wrapper
-        for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String")
-    },
-    "google.protobuf.BytesValue": _wrapper,
+    **{name: _wrapper for name in WRAPPER_VALUE_TYPES},
 }

@@ -26,6 +26,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.openapi.comments import Comments
+from research_common.constants import WRAPPER_VALUE_TYPES
 
 Schema = dict[str, Any]
 
@@ -56,17 +57,6 @@ NULL: Schema = {"type": "object", "nullable": True, "enum": [None]}
 ANY: Schema = {"description": "Any JSON value."}
 _ANNOTATIONS = {"description", "example"}
 
-_WRAPPERS = {
-    "DoubleValue": _T.TYPE_DOUBLE,
-    "FloatValue": _T.TYPE_FLOAT,
-    "Int64Value": _T.TYPE_INT64,
-    "UInt64Value": _T.TYPE_UINT64,
-    "Int32Value": _T.TYPE_INT32,
-    "UInt32Value": _T.TYPE_UINT32,
-    "BoolValue": _T.TYPE_BOOL,
-    "StringValue": _T.TYPE_STRING,
-    "BytesValue": _T.TYPE_BYTES,
-}
 # Well-known types have a JSON form of their own and no component.
 WELL_KNOWN: dict[str, Schema] = {
     "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
@@ -86,7 +76,7 @@ WELL_KNOWN: dict[str, Schema] = {
         "properties": {"@type": {"type": "string"}},
         "additionalProperties": True,
     },
-    **{f"google.protobuf.{name}": _SCALARS[kind] for name, kind in _WRAPPERS.items()},
+    **{name: _SCALARS[kind] for name, kind in WRAPPER_VALUE_TYPES.items()},
 }
 
 
