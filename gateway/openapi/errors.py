@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import HTTP_STATUS
+from research_common.constants import REQUEST_ID_PATTERN
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -95,7 +96,7 @@ def error_components() -> dict[str, Any]:
                 "in": "header",
                 "required": False,
                 "description": "Echoed back and logged by every process; one is made if absent.",
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                "schema": {"type": "string", "pattern": f"^{REQUEST_ID_PATTERN}$"},
             },
             "GrpcTimeout": {
                 "name": "Grpc-Timeout",
