@@ -15,7 +15,7 @@ from experiments_svc.config import Settings
 from experiments_svc.server import create_server
 from research.experiments.v1 import experiments_pb2_grpc
 from research_common.server import GrpcServer
-from tests.conftest import truncate_experiments
+from tests.fixtures.postgres import truncate_experiments
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub

@@ -12,8 +12,8 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 
 from research.experiments.v1 import experiments_pb2 as pb
-from tests.conftest import assert_invalid, rich_status, rpc_error, struct
 from tests.experiments_svc.conftest import OTHER_STRATEGY, STRATEGY
+from tests.fixtures.grpc import assert_invalid, rich_status, rpc_error, struct
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub

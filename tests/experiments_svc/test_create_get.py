@@ -11,8 +11,8 @@ from google.protobuf import json_format, struct_pb2
 from google.rpc import error_details_pb2
 
 from research.experiments.v1 import experiments_pb2 as pb
-from tests.conftest import assert_invalid, rich_status, rpc_error, struct
 from tests.experiments_svc.conftest import STRATEGY
+from tests.fixtures.grpc import assert_invalid, rich_status, rpc_error, struct
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub

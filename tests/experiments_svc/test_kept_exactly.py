@@ -14,8 +14,8 @@ from experiments_svc.validation import MAX_DIFF_KEYS, MAX_EXPERIMENT_BYTES
 from research.experiments.v1 import experiments_pb2 as pb
 from research_common.constants import MAX_MESSAGE_BYTES
 from research_common.free_form import MAX_SAFE_INTEGER
-from tests.conftest import assert_invalid, rpc_error, struct
 from tests.experiments_svc.conftest import STRATEGY
+from tests.fixtures.grpc import assert_invalid, rpc_error, struct
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub

@@ -12,8 +12,8 @@ import pytest
 from experiments_svc.db import create_engine
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2 as pb
-from tests.conftest import assert_invalid, rpc_error
 from tests.experiments_svc.conftest import OTHER_STRATEGY, STRATEGY
+from tests.fixtures.grpc import assert_invalid, rpc_error
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub

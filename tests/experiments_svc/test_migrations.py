@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from experiments_svc.db import create_engine
 from experiments_svc.migrate import current_revision, migrate
 from experiments_svc.models import Base
-from tests.conftest import create_database, drop_database, postgres_url
+from tests.fixtures.postgres import create_database, drop_database, postgres_url
 
 EXPECTED_INDEXES = {
     "ix_experiments_created_at_id": ["created_at", "id"],

@@ -17,9 +17,9 @@ from experiments_svc.config import Settings
 from experiments_svc.server import SERVICE_NAME, create_server
 from research.experiments.v1 import experiments_pb2 as pb
 from research.experiments.v1 import experiments_pb2_grpc
-from tests.conftest import rpc_error
 from tests.experiments_svc.conftest import STRATEGY
-from tests.pg_cluster import ThrowawayCluster
+from tests.fixtures.grpc import rpc_error
+from tests.fixtures.postgres import ThrowawayCluster
 
 pytestmark = pytest.mark.postgres
 

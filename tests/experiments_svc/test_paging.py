@@ -15,8 +15,8 @@ from experiments_svc.db import create_engine
 from experiments_svc.service import PAGE_BYTES
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2 as pb
-from tests.conftest import assert_invalid, rpc_error, struct
 from tests.experiments_svc.conftest import OTHER_STRATEGY, STRATEGY
+from tests.fixtures.grpc import assert_invalid, rpc_error, struct
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub

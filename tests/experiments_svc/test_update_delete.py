@@ -12,8 +12,8 @@ import pytest
 from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
 from research.experiments.v1 import experiments_pb2 as pb
-from tests.conftest import assert_invalid, rpc_error, struct
 from tests.experiments_svc.conftest import STRATEGY
+from tests.fixtures.grpc import assert_invalid, rpc_error, struct
 
 if TYPE_CHECKING:
     from research.experiments.v1.experiments_pb2_grpc import ExperimentServiceAsyncStub

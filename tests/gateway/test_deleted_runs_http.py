@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.gateway.conftest import Stack
-from tests.tracking_svc.conftest import STRATEGY_A
+from tests.fixtures.mlflow import STRATEGY_A
+from tests.fixtures.stack import Stack
 from tracking_svc.lineage import Lineage, start_run
 
 RUNS = "/api/v1/tracking/runs"

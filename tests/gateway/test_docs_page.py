@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import ConsoleMessage, Request, async_playwright
 
-from tests.conftest import in_ci
-from tests.gateway.conftest import Stack
+from tests.fixtures.postgres import in_ci
+from tests.fixtures.stack import Stack
 from tests.gateway.openapi_checks import CONTRACT_ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from tests.gateway.conftest import Stack
-from tests.tracking_svc.conftest import STRATEGY_A
+from tests.fixtures.mlflow import STRATEGY_A
+from tests.fixtures.stack import Stack
 
 COLLECTION = "/api/v1/experiments"
 STRATEGY_1 = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"

@@ -30,7 +30,7 @@ from gateway.errors import HTTP_STATUS, http_status
 from gateway.server import create_server
 from gateway.upstreams import Upstream
 from research.tracking.v1 import tracking_pb2
-from tests.gateway.conftest import ALLOWED_ORIGIN, Stack
+from tests.fixtures.stack import ALLOWED_ORIGIN, Stack
 
 # Small, so that the 413 tests need little data; every other request here is
 # far below it.

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from research_common.free_form import MAX_SAFE_INTEGER
-from tests.conftest import truncate_experiments
 from tests.experiments_svc.test_kept_exactly import largest
-from tests.gateway.conftest import Stack
+from tests.fixtures.postgres import truncate_experiments
+from tests.fixtures.stack import Stack
 from tests.gateway.test_experiments_http import COLLECTION, STRATEGY_1, path
 
 BEYOND = f"beyond ±{MAX_SAFE_INTEGER} (2^53 - 1)"

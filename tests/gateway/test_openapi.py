@@ -24,7 +24,7 @@ from gateway.server import create_server, default_upstreams
 from gateway.templates import parse_template
 from gateway.upstreams import Upstreams
 from research_common.auth import Tokens
-from tests.gateway.conftest import Stack
+from tests.fixtures.stack import Stack
 from tests.gateway.openapi_checks import (
     CONTRACT_ROUTES,
     EXPERIMENT,

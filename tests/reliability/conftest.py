@@ -38,15 +38,3 @@ def figures(request: pytest.FixtureRequest, _all_figures: dict[str, dict[str, An
         _all_figures.setdefault(request.node.name, {}).update(values)
 
     return record
-
-
-# The in-process stack of the gateway tests (real gateway, both services,
-# PostgreSQL and the session's `mlflow server`) for the concurrency and
-# hostile-input tests.
-from tests.gateway.conftest import (  # noqa: E402, F401
-    experiments_database,
-    gateway_seed,
-    gateway_settings,
-    stack,
-)
-from tests.tracking_svc.conftest import tracking_process  # noqa: E402, F401

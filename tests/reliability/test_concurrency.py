@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.gateway.conftest import Stack
+from tests.fixtures.stack import Stack
 from tests.reliability.conftest import Record
 
 pytestmark = pytest.mark.postgres

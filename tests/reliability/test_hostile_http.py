@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from gateway.http import MAX_HEADER_BYTES, MAX_HEADERS
-from tests.gateway.conftest import Stack
+from tests.fixtures.stack import Stack
 from tests.reliability.rawhttp import Answer, exchange, request_bytes
 
 pytestmark = pytest.mark.postgres

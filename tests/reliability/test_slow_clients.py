@@ -12,7 +12,7 @@ import time
 import pytest
 
 from gateway.config import Settings as GatewaySettings
-from tests.gateway.conftest import Stack
+from tests.fixtures.stack import Stack
 from tests.reliability.conftest import Record
 from tests.reliability.rawhttp import Answer, read_answer, request_bytes
 from tests.reliability.test_hostile_http import JSON, STRATEGY, assert_healthy

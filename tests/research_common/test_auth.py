@@ -21,7 +21,7 @@ from research.experiments.v1 import experiments_pb2_grpc
 from research_common.auth import MISSING, WRONG, Tokens
 from research_common.config import ConfigError
 from research_common.server import GrpcServer
-from tests.conftest import rpc_error
+from tests.fixtures.grpc import rpc_error
 
 TOKEN = "s3cret-token.A1"
 OTHER = "another~token"

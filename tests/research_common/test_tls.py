@@ -29,7 +29,7 @@ from research.experiments.v1 import experiments_pb2 as pb
 from research.experiments.v1 import experiments_pb2_grpc
 from research_common.config import ConfigError
 from research_common.tls import TlsSettings
-from tests.conftest import rpc_error
+from tests.fixtures.grpc import rpc_error
 from tracking_svc.config import Settings as TrackingSettings
 from tracking_svc.lineage import Lineage, start_run
 from tracking_svc.server import create_server as create_tracking

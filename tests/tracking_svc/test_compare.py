@@ -13,8 +13,9 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 
 from research.tracking.v1 import tracking_pb2 as pb
-from tests.conftest import assert_invalid, rich_status, rpc_error
-from tests.tracking_svc.conftest import STRATEGY_A, STRATEGY_B, Backend, Seeded
+from tests.fixtures.grpc import assert_invalid, rich_status, rpc_error
+from tests.fixtures.mlflow import STRATEGY_A, STRATEGY_B, Seeded
+from tests.tracking_svc.conftest import Backend
 from tracking_svc.lineage import LINEAGE_TAGS
 
 if TYPE_CHECKING:

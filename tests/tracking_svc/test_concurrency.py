@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from research.tracking.v1 import tracking_pb2 as pb
 from research.tracking.v1 import tracking_pb2_grpc
-from tests.conftest import assert_invalid, rpc_error
+from tests.fixtures.grpc import assert_invalid, rpc_error
 from tests.tracking_svc.conftest import Backend, started
 from tracking_svc.server import SERVICE_NAME
 

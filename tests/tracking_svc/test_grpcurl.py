@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from research_common.server import GrpcServer
+from tests.fixtures.mlflow import MINUTE, STRATEGY_A, T0, Seeded
 from tests.grpcurl import grpcurl
-from tests.tracking_svc.conftest import MINUTE, STRATEGY_A, T0, Seeded
 
 SERVICE = "research.tracking.v1.TrackingService"
 

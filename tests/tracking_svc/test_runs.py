@@ -17,19 +17,10 @@ from mlflow.tracking import MlflowClient
 
 from research.tracking.v1 import tracking_pb2 as pb
 from research.tracking.v1 import tracking_pb2_grpc
-from tests.conftest import assert_invalid, rich_status, rpc_error
+from tests.fixtures.grpc import assert_invalid, rich_status, rpc_error
+from tests.fixtures.mlflow import BULK_RUNS, FOLD_SHARPE, MINUTE, STRATEGY_A, STRATEGY_B, T0, Seeded
 from tests.mlflow_server import MlflowServer
-from tests.tracking_svc.conftest import (
-    BULK_RUNS,
-    FOLD_SHARPE,
-    MINUTE,
-    STRATEGY_A,
-    STRATEGY_B,
-    T0,
-    Backend,
-    Seeded,
-    started,
-)
+from tests.tracking_svc.conftest import Backend, started
 from tracking_svc.config import Settings
 
 if TYPE_CHECKING:

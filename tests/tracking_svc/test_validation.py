@@ -10,8 +10,9 @@ import grpc
 import pytest
 
 from research.tracking.v1 import tracking_pb2 as pb
-from tests.conftest import assert_invalid, field_violations, rpc_error
-from tests.tracking_svc.conftest import Backend, Seeded
+from tests.fixtures.grpc import assert_invalid, field_violations, rpc_error
+from tests.fixtures.mlflow import Seeded
+from tests.tracking_svc.conftest import Backend
 
 if TYPE_CHECKING:
     from research.tracking.v1.tracking_pb2_grpc import TrackingServiceAsyncStub
