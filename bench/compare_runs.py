@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from bench.stats import summarize
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
-from tests.mlflow_server import MlflowServer
+from testbed.mlflow_server import MlflowServer
 from tracking_svc.config import Settings
 from tracking_svc.lineage import Lineage, start_run
 from tracking_svc.server import create_server

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.processes import BenchProcess, spawn, stopping
-from tests.pg_cluster import free_port
+from testbed.ports import free_port
 
 
 @dataclass(frozen=True)

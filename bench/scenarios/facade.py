@@ -20,7 +20,7 @@ from bench.database import bench_database
 from bench.http_timing import Timer
 from bench.report import Row, ratio_text
 from bench.stack import running_stack
-from tests.mlflow_server import MlflowServer
+from testbed.mlflow_server import MlflowServer
 
 TARGET = 1.2
 EXPERIMENT = "bench-facade"

@@ -17,7 +17,7 @@ from bench.http_timing import Timer
 from bench.processes import BenchProcess, spawn, stopping
 from bench.report import Row
 from bench.stats import summarize
-from tests.pg_cluster import free_port
+from testbed.ports import free_port
 
 TARGET_MB = 80.0
 WARMUP_REQUESTS = 100  # per route

@@ -28,7 +28,7 @@ from bench.processes import spawn, stopping
 from bench.report import Row, ratio_text
 from bench.wrk import Request, run_wrk, write_requests
 from research.experiments.v1 import experiments_pb2
-from tests.pg_cluster import free_port
+from testbed.ports import free_port
 
 TARGET = 0.5
 ROWS = 10_000

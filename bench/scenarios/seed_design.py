@@ -17,7 +17,7 @@ from bench.processes import spawn, stopping
 from bench.report import Row, ratio_text
 from bench.stack import running_stack
 from bench.wrk import Request, run_wrk, write_requests
-from tests.pg_cluster import free_port
+from testbed.ports import free_port
 
 ROWS = 100_000
 TARGET = 1.0

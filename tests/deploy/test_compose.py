@@ -33,8 +33,8 @@ from sqlalchemy.engine import make_url
 from experiments_svc.config import Settings as ExperimentsSettings
 from gateway.config import Settings as GatewaySettings
 from research_common import healthcheck
+from testbed.mlflow_server import MlflowServer
 from tests.fixtures.postgres import ThrowawayCluster, create_database, drop_database, postgres_url
-from tests.mlflow_server import MlflowServer
 from tracking_svc.config import Settings as TrackingSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from experiments_svc.server import SERVICE_NAME, create_server
 from research_common.healthcheck import main
 from research_common.server import GrpcServer
 from research_common.tls import TlsSettings
-from tests.pg_cluster import free_port
+from testbed.ports import free_port
 from tests.research_common.test_tls import make_certificates
 
 # Proxy variables pointing nowhere: the check must not use them.

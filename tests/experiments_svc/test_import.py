@@ -28,10 +28,10 @@ from experiments_svc.config import Settings
 from research.experiments.v1 import experiments_pb2 as pb
 from research_common.logging import JsonFormatter
 from research_common.server import GrpcServer
+from testbed.mlflow_server import MlflowServer
 from tests.counting_proxy import CountingProxy
 from tests.experiments_svc.conftest import STRATEGY
 from tests.fixtures.grpc import assert_invalid, rich_status, rpc_error
-from tests.mlflow_server import MlflowServer
 from tracking_svc.config import Settings as TrackingSettings
 from tracking_svc.lineage import Lineage, start_run
 from tracking_svc.server import create_server as create_tracking_server

@@ -14,9 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from research.experiments.v1 import experiments_pb2 as pb
 from research.experiments.v1 import experiments_pb2_grpc
+from testbed.ports import free_port
 from tests.experiments_svc.conftest import STRATEGY
 from tests.fixtures.grpc import rpc_error
-from tests.pg_cluster import free_port
 from tests.processes import run_to_exit, running, start
 
 

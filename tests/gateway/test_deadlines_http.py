@@ -12,9 +12,9 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from testbed.mlflow_server import MlflowServer
 from tests.counting_proxy import CountingProxy
 from tests.fixtures.stack import Stack
-from tests.mlflow_server import MlflowServer
 from tracking_svc.config import Settings as TrackingSettings
 
 IMPORT = "/api/v1/experiments/import"

@@ -16,8 +16,8 @@ from experiments_svc.config import Settings as ExperimentsSettings
 from experiments_svc.server import create_server as create_experiments
 from research.experiments.v1 import experiments_pb2 as pb
 from research.experiments.v1 import experiments_pb2_grpc
+from testbed.ports import free_port
 from tests.fixtures.stack import Stack
-from tests.pg_cluster import free_port
 
 STRATEGY = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 

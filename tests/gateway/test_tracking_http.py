@@ -25,10 +25,10 @@ from mlflow.tracking import MlflowClient
 
 from gateway.config import Settings as GatewaySettings
 from gateway.server import create_server as create_gateway
+from testbed.mlflow_server import MlflowServer
+from testbed.ports import free_port
 from tests.fixtures.mlflow import FOLD_SHARPE, STRATEGY_A, STRATEGY_B, T0, Seeded
 from tests.fixtures.stack import Stack
-from tests.mlflow_server import MlflowServer
-from tests.pg_cluster import free_port
 from tracking_svc.config import Settings as TrackingSettings
 from tracking_svc.lineage import Lineage, start_run
 from tracking_svc.server import create_server as create_tracking

@@ -14,7 +14,7 @@ import httpx
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.pg_cluster import free_port
+from testbed.ports import free_port
 from tests.processes import ServiceProcess, start
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from testbed.mlflow_server import MlflowServer
 from tests.fixtures.postgres import ThrowawayCluster
-from tests.mlflow_server import MlflowServer
 from tests.reliability.backbone import Backbone, wait_for_serving
 from tests.reliability.conftest import Record
 from tests.reliability.load import Recorder, run_workers, status_names, wait_for

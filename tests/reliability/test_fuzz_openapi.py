@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.mlflow_server import MlflowServer
+from testbed.mlflow_server import MlflowServer
 from tests.reliability.backbone import Backbone
 from tests.reliability.conftest import Record
 

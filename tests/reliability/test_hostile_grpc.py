@@ -21,7 +21,7 @@ from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research.tracking.v1 import tracking_pb2
 from research_common.auth import MISSING, WRONG
 from research_common.constants import MAX_MESSAGE_BYTES
-from tests.mlflow_server import MlflowServer
+from testbed.mlflow_server import MlflowServer
 from tests.reliability.backbone import Backbone, health
 from tests.reliability.conftest import Record
 

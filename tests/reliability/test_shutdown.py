@@ -18,8 +18,8 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
+from testbed.mlflow_server import MlflowServer
 from tests.counting_proxy import CountingProxy
-from tests.mlflow_server import MlflowServer
 from tests.reliability.backbone import Backbone
 from tests.reliability.conftest import Record
 from tests.reliability.load import NO_ANSWER, Recorder, run_workers, status_names

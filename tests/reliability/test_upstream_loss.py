@@ -16,7 +16,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.mlflow_server import MlflowServer
+from testbed.mlflow_server import MlflowServer
 from tests.reliability.backbone import Backbone, wait_until_ready
 from tests.reliability.conftest import Record
 from tests.reliability.load import Recorder, run_workers, status_names, wait_for

@@ -23,8 +23,8 @@ from experiments_svc.server import create_server as create_experiments
 from research_common.auth import MISSING, Tokens
 from research_common.logging import JsonFormatter
 from research_common.server import GrpcServer
+from testbed.ports import free_port
 from tests.fixtures.grpc import rpc_error
-from tests.pg_cluster import free_port
 from tracking_svc.config import Settings as TrackingSettings
 from tracking_svc.server import create_server as create_tracking
 

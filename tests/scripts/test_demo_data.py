@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
-from tests.pg_cluster import free_port
+from testbed.ports import free_port
 from tests.processes import running
 from tracking_svc.lineage import LINEAGE_TAGS, Lineage, start_run
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 from mlflow.tracking import MlflowClient
 
+from testbed.ports import free_port
 from tests.experiments_svc.conftest import STRATEGY
-from tests.pg_cluster import free_port
 from tracking_svc.lineage import Lineage, start_run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from research.tracking.v1 import tracking_pb2_grpc
 from research_common.server import GrpcServer
+from testbed.mlflow_server import MlflowServer
 from tests.counting_proxy import CountingProxy
 from tests.fixtures.mlflow import STRATEGY_A, Seeded, seed
-from tests.mlflow_server import MlflowServer
 from tracking_svc.config import Settings
 from tracking_svc.lineage import Lineage, start_run
 from tracking_svc.server import create_server

@@ -14,8 +14,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking import fluent as mlflow_fluent
 from mlflow.tracking._tracking_service import utils as mlflow_tracking_state
 
+from testbed.mlflow_server import MlflowServer
 from tests.fixtures.mlflow import STRATEGY_A
-from tests.mlflow_server import MlflowServer
 from tracking_svc.lineage import LINEAGE_TAGS, RUN_TYPES, Lineage, lineage_run, start_run
 
 

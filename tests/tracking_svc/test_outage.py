@@ -21,10 +21,10 @@ from mlflow.tracking import MlflowClient
 from research.tracking.v1 import tracking_pb2 as pb
 from research.tracking.v1 import tracking_pb2_grpc
 from research_common.server import GrpcServer
+from testbed.mlflow_server import MlflowServer
+from testbed.ports import free_port
 from tests.fixtures.grpc import rpc_error
 from tests.fixtures.mlflow import STRATEGY_A
-from tests.mlflow_server import MlflowServer
-from tests.pg_cluster import free_port
 from tests.tracking_svc.conftest import started
 from tracking_svc.config import Settings
 from tracking_svc.lineage import Lineage, start_run

@@ -17,9 +17,9 @@ from mlflow.tracking import MlflowClient
 
 from research.tracking.v1 import tracking_pb2 as pb
 from research.tracking.v1 import tracking_pb2_grpc
+from testbed.mlflow_server import MlflowServer
 from tests.fixtures.grpc import assert_invalid, rich_status, rpc_error
 from tests.fixtures.mlflow import BULK_RUNS, FOLD_SHARPE, MINUTE, STRATEGY_A, STRATEGY_B, T0, Seeded
-from tests.mlflow_server import MlflowServer
 from tests.tracking_svc.conftest import Backend, started
 from tracking_svc.config import Settings
 

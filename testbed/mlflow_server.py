@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from tests.pg_cluster import free_port
+from testbed.ports import free_port
 
 # `mlflow server` is ready in about 6 s here; allow for a slow machine.
 START_TIMEOUT = 60.0

@@ -1,4 +1,5 @@
-"""A free loopback port, for the servers tests start on a port of their own."""
+"""A free loopback port, for the servers that tests and benchmarks start on
+a port of their own."""
 
 from __future__ import annotations
 
