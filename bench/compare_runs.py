@@ -29,6 +29,7 @@ from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from testbed.mlflow_server import MlflowServer
 from tracking_svc.config import Settings
 from tracking_svc.lineage import Lineage, start_run
+from tracking_svc.process import configure_process
 from tracking_svc.server import create_server
 
 EXPERIMENT = "bench-compare"
@@ -68,6 +69,9 @@ async def measure(rounds: int) -> Result:
         client = MlflowClient(tracking_uri=mlflow_server.url)
         run_ids = seed_runs(client)
         settings = Settings(tracking_uri=mlflow_server.url, experiment_name=EXPERIMENT)
+        # What `python -m tracking_svc` sets up for the process: MLflow's
+        # client without retries, bounded by each call's deadline.
+        configure_process(settings)
         server, port = await create_server(settings, "127.0.0.1:0")
         await server.start()
         try:

@@ -24,7 +24,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 GEN = ROOT / "gen"
-# Written into gen/research/; read by gateway/openapi_comments.py.
+# Written into gen/research/; read by gateway/openapi/comments.py.
 DESCRIPTOR_SET_NAME = "descriptors.binpb"
 PROTO_DEPS = ROOT / ".build" / "proto-deps"
 # The googleapis files our protos import, directly or through each other.
