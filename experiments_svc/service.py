@@ -12,11 +12,13 @@ from grpc import aio
 
 from experiments_svc import validation as check
 from experiments_svc.convert import Record, has_field, to_proto
+from experiments_svc.filtering import FIELDS
 from experiments_svc.imports import TrackingClient, record_from_run
 from experiments_svc.models import OPTIONAL_TEXT_FIELDS, WRITE_ONCE_FIELDS
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research_common import diff
+from research_common import filters as filters_language
 from research_common.diff_messages import write_metric_diff, write_value_diff
 from research_common.errors import AlreadyExists, InvalidArgument, NotFound, echo
 from research_common.page_tokens import PageTokens
@@ -157,13 +159,17 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
             request.page_size if request.HasField("page_size") else None,
             request.page_token,
         )
+        tree = filters_language.parse(request.filter, FIELDS)
+        condition = self._store.filters.compile(tree) if tree is not None else None
         # What a token is bound to: the filters (the page size may change).
         query = {name: str(value) for name, value in filters.items()}
+        if tree is not None:
+            query["filter"] = request.filter
         after = None
         if request.page_token:
             after = _keyset(self._page_tokens.decode(request.page_token, query))
         # One row more than the page: whether there is a next page at all.
-        records = await self._store.list(filters, skip, size + 1, after)
+        records = await self._store.list(filters, skip, size + 1, after, condition)
         page = _page(records[:size])
         response = experiments_pb2.ListExperimentsResponse(experiments=page)
         if len(page) < len(records):

@@ -10,8 +10,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Table, and_, bindparam, delete, exc, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from experiments_svc.convert import Record
+from experiments_svc.filtering import FilterCompiler
 from experiments_svc.models import ExperimentRow
 from research_common.errors import AlreadyExists
 
@@ -41,6 +43,8 @@ def _canonical(value: Any) -> bytes:
 class ExperimentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Filters compile to this database's SQL (its JSON functions differ).
+        self.filters = FilterCompiler(_table, engine.dialect.name)
         # Every read is one SELECT, which sees one snapshot on its own; run
         # outside a transaction it needs no BEGIN and no ROLLBACK, two round
         # trips of three. Same pool; writes keep their transactions.
@@ -77,6 +81,7 @@ class ExperimentStore:
         skip: int,
         limit: int,
         after: tuple[datetime, uuid.UUID] | None = None,
+        condition: ColumnElement[bool] | None = None,
     ) -> list[Record]:
         """A page of rows matching every filter (column name to exact value),
         newest first, starting after the row at `after` (created_at, id) when
@@ -85,6 +90,8 @@ class ExperimentStore:
         query = select(_table).order_by(*_NEWEST_FIRST).offset(skip).limit(limit)
         for column, value in filters.items():
             query = query.where(_table.c[column] == value)
+        if condition is not None:  # a compiled filter expression
+            query = query.where(condition)
         if after is not None:
             created_at, last_id = after
             # (created_at, id) < (:created_at, :id), spelled out: the same

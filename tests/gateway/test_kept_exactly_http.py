@@ -330,3 +330,29 @@ async def test_pages_and_a_compare_of_the_largest_rows_read_back_intact(stack: S
     assert compared.status_code == 200, compared.text[:300]
     assert compared.json()["experiments"] == created[:10]
     assert len(compared.json()["param_diff"]) == 10 * 129
+
+
+# --- the filter over HTTP --------------------------------------------------------------
+
+
+async def test_a_filter_in_the_query_string_selects_and_links_on(stack: Stack) -> None:
+    made = [
+        await create(stack.http, dataset_version="ds-a", metrics={"oos_sharpe": sharpe})
+        for sharpe in (0.5, 1.3, 2.0, 1.25)
+    ]
+    await create(stack.http, dataset_version="ds-b", metrics={"oos_sharpe": 3.0})
+    query = {"filter": 'metrics.oos_sharpe > 1.2 AND dataset_version = "ds-a"', "page_size": "2"}
+    first = await stack.http.get(COLLECTION, params=query)
+    assert first.status_code == 200, first.text
+    assert [e["id"] for e in first.json()] == [made[3]["id"], made[2]["id"]]
+    link = LINK.fullmatch(first.headers["link"])
+    assert link is not None
+    rest = await stack.http.get(link.group("target"))
+    assert [e["id"] for e in rest.json()] == [made[1]["id"]]
+    assert "link" not in rest.headers
+
+
+async def test_a_bad_filter_is_400_naming_the_position(stack: Stack) -> None:
+    response = await stack.http.get(COLLECTION, params={"filter": "metrics.oos_sharpe >> 1"})
+    assert_refused(response, "filter expects a value", "filter")
+    assert "at position 21" in response.json()["message"]

@@ -133,6 +133,7 @@ def test_parameters_and_bodies_follow_the_bindings(document: dict[str, Any]) -> 
         "limit",
         "page_size",
         "page_token",
+        "filter",
         "mlflow_run_id",
         "git_commit_hash",
         "dataset_version",
