@@ -33,6 +33,7 @@ import math
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from research_common.errors import InvalidArgument
 
@@ -87,11 +88,13 @@ class And:
 @dataclass(frozen=True, slots=True)
 class Or:
     items: tuple[Node, ...]
+    position: int = dataclass_field(default=0, compare=False)  # of the first OR
 
 
 @dataclass(frozen=True, slots=True)
 class Not:
     item: Node
+    position: int = dataclass_field(default=0, compare=False)  # of the NOT
 
 
 Node = Comparison | And | Or | Not
@@ -170,6 +173,7 @@ class _Parser:
         if joiner not in ("AND", "OR"):
             return first
         items = [first]
+        position = self.token.position
         while self.token.kind == "word" and self.token.text in ("AND", "OR"):
             if self.token.text != joiner:
                 raise _error(
@@ -178,12 +182,12 @@ class _Parser:
                 )
             self._take()
             items.append(self._unary(depth))
-        return And(tuple(items)) if joiner == "AND" else Or(tuple(items))
+        return And(tuple(items)) if joiner == "AND" else Or(tuple(items), position)
 
     def _unary(self, depth: int) -> Node:
         if self.token.kind == "word" and self.token.text == "NOT":
-            self._take()
-            return Not(self._primary(depth + 1))
+            position = self._take().position
+            return Not(self._primary(depth + 1), position)
         return self._primary(depth)
 
     def _primary(self, depth: int) -> Node:

@@ -12,12 +12,14 @@ from mlflow.entities import Run
 
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from research_common import diff
+from research_common import filters as filters_language
 from research_common.constants import MLFLOW_RUN_RESOURCE
 from research_common.diff_messages import write_metric_diff, write_value_diff
 from research_common.errors import InvalidArgument, NotFound
 from tracking_svc import convert
 from tracking_svc import validation as check
 from tracking_svc.backend import RunNotFound, TrackingBackend
+from tracking_svc.filtering import FIELDS, compile_filter
 from tracking_svc.lineage import LINEAGE_TAGS
 
 Context = aio.ServicerContext[Any, Any]
@@ -53,6 +55,9 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
                 value = check.filter_value(name, getattr(request, name))
                 # Safe to quote: the value is a plain token (FILTER_VALUE).
                 clauses.append(f"tags.{name} = '{value}'")
+        tree = filters_language.parse(request.filter, FIELDS)
+        if tree is not None:
+            clauses += compile_filter(tree)
         limit = check.limit(request.limit if request.HasField("limit") else None)
         runs = await self._call(
             context, lambda: self._backend.search_runs(" and ".join(clauses), limit)
