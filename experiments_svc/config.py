@@ -11,12 +11,6 @@ from research_common.settings import ServiceSettings, variable
 
 # The embedded default: a SQLite file under .data/ in the working directory.
 DEFAULT_DATABASE_URL = "sqlite:///.data/experiments.db"
-# The key of the page tokens' MAC. Every replica needs the same one so that
-# any replica reads any token; a token grants nothing beyond its own query,
-# so the key guards the tokens' integrity, not a secret (see
-# research_common.page_tokens). Set PAGE_TOKEN_KEY to make forged tokens
-# unverifiable too.
-DEFAULT_PAGE_TOKEN_KEY = "research.experiments.v1 page tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,4 +35,3 @@ class Settings(ServiceSettings):
     tracking_timeout: float = field(
         default=4.5, metadata=variable("TRACKING_TIMEOUT", number(minimum=0.1))
     )
-    page_token_key: str = field(default=DEFAULT_PAGE_TOKEN_KEY, metadata=variable("PAGE_TOKEN_KEY"))

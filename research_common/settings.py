@@ -99,3 +99,9 @@ class ServiceSettings(ProcessSettings):
     metrics_address: str | None = field(
         default=None, metadata=variable("METRICS_ADDR", parse_address)
     )
+    # The key of the page tokens' MAC. Every replica needs the same one so
+    # that any replica reads any token; a token grants nothing beyond its own
+    # query, so the key guards the tokens' integrity, not a secret (see
+    # research_common.page_tokens). Set PAGE_TOKEN_KEY to make forged tokens
+    # unverifiable too.
+    page_token_key: str = field(default="research page tokens", metadata=variable("PAGE_TOKEN_KEY"))

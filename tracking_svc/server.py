@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
+from research_common.page_tokens import PageTokens
 from research_common.server import GrpcServer, build_server
 from tracking_svc.backend import TrackingBackend, translate
 from tracking_svc.config import Settings
@@ -33,7 +34,8 @@ async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, i
         address=address,
         service_names=[SERVICE_NAME],
         register=functools.partial(
-            tracking_pb2_grpc.add_TrackingServiceServicer_to_server, TrackingService(backend)
+            tracking_pb2_grpc.add_TrackingServiceServicer_to_server,
+            TrackingService(backend, PageTokens(settings.page_token_key.encode())),
         ),
         probe=probe,
         probe_timeout=settings.mlflow_timeout,

@@ -16,6 +16,7 @@ from research_common import filters as filters_language
 from research_common.constants import MLFLOW_RUN_RESOURCE
 from research_common.diff_messages import write_metric_diff, write_value_diff
 from research_common.errors import InvalidArgument, NotFound
+from research_common.page_tokens import PageTokens
 from tracking_svc import convert
 from tracking_svc import validation as check
 from tracking_svc.backend import RunNotFound, TrackingBackend
@@ -39,9 +40,21 @@ def _run_not_found(run_ids: list[str]) -> NotFound:
     return NotFound.resources(message, MLFLOW_RUN_RESOURCE, run_ids)
 
 
+def _position(position: list[Any]) -> tuple[int, list[str]]:
+    """(start_time, run ids seen at it) from a checked page token."""
+    try:
+        before, seen = position
+        if not isinstance(before, int) or not all(isinstance(i, str) for i in seen):
+            raise ValueError("not a runs position")
+        return before, list(seen)
+    except (TypeError, ValueError):
+        raise InvalidArgument.field("page_token", "is not a page token of this list") from None
+
+
 class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
-    def __init__(self, backend: TrackingBackend) -> None:
+    def __init__(self, backend: TrackingBackend, page_tokens: PageTokens) -> None:
         self._backend = backend
+        self._page_tokens = page_tokens
 
     async def _call(self, context: Context, fn: Callable[[], T]) -> T:
         return await self._backend.call(fn, _deadline(context))
@@ -58,13 +71,36 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
         tree = filters_language.parse(request.filter, FIELDS)
         if tree is not None:
             clauses += compile_filter(tree)
-        limit = check.limit(request.limit if request.HasField("limit") else None)
-        runs = await self._call(
-            context, lambda: self._backend.search_runs(" and ".join(clauses), limit)
+        size = check.page_size(
+            request.limit if request.HasField("limit") else None,
+            request.page_size if request.HasField("page_size") else None,
         )
-        return tracking_pb2.ListRunsResponse(
-            runs=[convert.summary(run) for run in runs], total=len(runs)
+        # What a token is bound to: the filters (the page size may change).
+        query = {"clauses": clauses}
+        seen: list[str] = []
+        if request.page_token:
+            before, seen = _position(self._page_tokens.decode(request.page_token, query))
+            clauses = [*clauses, f"attributes.start_time <= {before}"]
+        # Keyset paging in the default order: the next page is the runs
+        # started at or before the last one seen, less those already seen
+        # at that very time; runs started meanwhile are newer, so they never
+        # shift a page. One more than the page says whether there is a next.
+        wanted = size + len(seen) + 1
+        found = await self._call(
+            context, lambda: self._backend.search_runs(" and ".join(clauses), wanted)
         )
+        runs = [run for run in found if run.info.run_id not in seen]
+        page = runs[:size]
+        response = tracking_pb2.ListRunsResponse(
+            runs=[convert.summary(run) for run in page], total=len(page)
+        )
+        if len(runs) > size:
+            last = page[-1].info.start_time
+            at_last = [run.info.run_id for run in page if run.info.start_time == last]
+            if request.page_token and last == before:
+                at_last = [*seen, *at_last]
+            response.next_page_token = self._page_tokens.encode(query, [last, at_last])
+        return response
 
     async def GetRun(
         self, request: tracking_pb2.GetRunRequest, context: Context

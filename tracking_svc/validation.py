@@ -54,6 +54,19 @@ def metric_key(value: str) -> str:
     return value
 
 
+def page_size(limit_value: int | None, size: int | None) -> int:
+    """`limit` or `page_size` (the same thing), by the limit's rule."""
+    if limit_value is not None and size is not None and limit_value != size:
+        raise InvalidArgument.field(
+            "page_size", f"and limit name the same thing; got {size} and {limit_value}, give one"
+        )
+    if size is not None and limit_value is None:
+        if size < 1:
+            raise InvalidArgument.field("page_size", f"must be a positive number, got {size}")
+        return min(size, MAX_LIMIT)
+    return limit(limit_value)
+
+
 def limit(value: int | None) -> int:
     """The contract's run-search limit: default 50, over 100 clamped."""
     if value is None:

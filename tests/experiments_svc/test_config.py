@@ -36,7 +36,7 @@ def test_defaults() -> None:
     assert settings.log_level == "INFO"
     assert settings.tokens == Tokens()
     assert settings.metrics_address is None
-    assert settings.page_token_key == "research.experiments.v1 page tokens"
+    assert settings.page_token_key == "research page tokens"
 
 
 def test_empty_values_mean_the_default() -> None:

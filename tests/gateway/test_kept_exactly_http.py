@@ -356,3 +356,19 @@ async def test_a_bad_filter_is_400_naming_the_position(stack: Stack) -> None:
     response = await stack.http.get(COLLECTION, params={"filter": "metrics.oos_sharpe >> 1"})
     assert_refused(response, "filter expects a value", "filter")
     assert "at position 21" in response.json()["message"]
+
+
+async def test_the_runs_list_links_to_its_next_page(stack: Stack) -> None:
+    everything = (await stack.http.get("/api/v1/tracking/runs", params={"limit": 100})).json()
+    assert everything["next_page_token"] is None
+    seen: list[str] = []
+    target: str | None = "/api/v1/tracking/runs?page_size=2"
+    while target is not None:
+        response = await stack.http.get(target)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        seen += [run["run_id"] for run in body["runs"]]
+        link = response.headers.get("link")
+        assert (link is None) == (body["next_page_token"] is None)
+        target = LINK.fullmatch(link).group("target") if link else None  # type: ignore[union-attr]
+    assert seen == [run["run_id"] for run in everything["runs"]]

@@ -447,7 +447,8 @@ async def test_list_runs_newest_first_with_exact_summaries(stack: Stack) -> None
     seeded = stack.seeded
     response = await stack.http.get(RUNS)
     body = ok(response)
-    assert list(body) == ["runs", "total"]
+    assert list(body) == ["runs", "total", "next_page_token"]
+    assert body["next_page_token"] is None  # the last page (CONTRACT §10)
     assert [run["run_id"] for run in body["runs"]] == seeded.newest_first
     assert body["total"] == 7
     for run in body["runs"]:
@@ -515,7 +516,11 @@ async def test_list_runs_filters_by_lineage_tags(stack: Stack) -> None:
     response = await stack.http.get(
         f"{RUNS}?run_type=walk_forward&strategy_id={STRATEGY_A}&limit=20"
     )
-    assert ok(response) == {"runs": [summary(seeded, seeded.walk_forward_a)], "total": 1}
+    assert ok(response) == {
+        "runs": [summary(seeded, seeded.walk_forward_a)],
+        "total": 1,
+        "next_page_token": None,
+    }
 
 
 async def test_list_runs_limit(stack: Stack) -> None:
@@ -588,7 +593,11 @@ async def test_list_runs_refuses_unsafe_filter_values(stack: Stack, field: str) 
         response = await stack.http.get(RUNS, params={field: value})
         assert_error(response, 400, 3, f"{field} {FILTER_RULE}, got {echo(value)}", field)
     # The longest accepted value: 128 characters, matching nothing.
-    assert ok(await stack.http.get(RUNS, params={field: "a" * 128})) == {"runs": [], "total": 0}
+    assert ok(await stack.http.get(RUNS, params={field: "a" * 128})) == {
+        "runs": [],
+        "total": 0,
+        "next_page_token": None,
+    }
 
 
 async def test_list_runs_refuses_unknown_and_repeated_query_parameters(stack: Stack) -> None:
