@@ -115,6 +115,23 @@ async def fetch_ids(url: str, count: int) -> list[str]:
     return [str(row["id"]) for row in rows]
 
 
+async def position_at(url: str, depth: int) -> tuple[str, str]:
+    """(created_at in ISO form, id hex) of the row `depth` rows into the
+    newest-first order: where a page token `depth` rows deep points."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        row = await connection.fetchrow(
+            "SELECT created_at, id FROM experiments ORDER BY created_at DESC, id DESC "
+            "OFFSET $1 LIMIT 1",
+            depth - 1,
+        )
+    finally:
+        await connection.close()
+    if row is None:
+        raise RuntimeError(f"the table has fewer than {depth} rows")
+    return row["created_at"].isoformat(), row["id"].hex
+
+
 async def explain(url: str, sql: str, *args: object) -> str:
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:

@@ -25,6 +25,7 @@ from bench.database import (
     dataset_version,
     explain,
     load_rows,
+    position_at,
     strategy_id,
 )
 from bench.report import Row
@@ -32,6 +33,7 @@ from bench.stats import percentile
 from experiments_svc.config import Settings
 from experiments_svc.server import create_server
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
+from research_common.page_tokens import PageTokens
 
 TARGET_MS = 5.0
 CALLS = 200
@@ -130,6 +132,10 @@ async def run(context: Context) -> None:
                             at_size[kind] = await _timed(stub, durations, requests)
                         if size == sizes[-1]:
                             at_size["deep_skip"] = await _deep_skip(stub, durations, size)
+                            at_size["deep_token"] = await _deep_token(stub, durations, url, size)
+                            at_size["filter"] = await _timed(
+                                stub, durations, [_filtered(k) for k in range(CALLS)]
+                            )
                 finally:
                     await server.stop(0)
                 for kind, sql in QUERIES.items():
@@ -152,6 +158,33 @@ async def _deep_skip(
     for skip in (0, per_strategy // 100, per_strategy // 10, per_strategy // 2, per_strategy - 100):
         requests = [_request("strategy_id", k, skip) for k in range(40)]
         result[str(skip)] = await _timed(stub, durations, requests)
+    return result
+
+
+def _filtered(k: int) -> experiments_pb2.ListExperimentsRequest:
+    """A page of one strategy's experiments with a metric filter (2/3 match)."""
+    text = f'strategy_id = "{strategy_id(k % STRATEGIES)}" AND metrics.oos_sharpe > 1'
+    return experiments_pb2.ListExperimentsRequest(filter=text, page_size=LIMIT)
+
+
+async def _deep_token(
+    stub: experiments_pb2_grpc.ExperimentServiceAsyncStub,
+    durations: _Durations,
+    url: str,
+    size: int,
+) -> dict[str, Any]:
+    """In-service p50 of a page of the whole table, newest first, at growing
+    depths, reached by page token: the token a client following `Link` from
+    the first page would hold there (made here with the service's own key,
+    rather than by walking a thousand pages to it)."""
+    tokens = PageTokens(Settings().page_token_key.encode())
+    result: dict[str, Any] = {}
+    for depth in (0, 1_000, 10_000, 100_000):
+        if depth >= size:
+            continue
+        token = tokens.encode({}, list(await position_at(url, depth))) if depth else ""
+        request = experiments_pb2.ListExperimentsRequest(page_size=LIMIT, page_token=token)
+        result[str(depth)] = await _timed(stub, durations, [request] * 40)
     return result
 
 
@@ -182,5 +215,30 @@ def _report(context: Context, figures: dict[str, Any], sizes: tuple[int, ...]) -
             "5 scale",
             f"deep skip, strategy page at {sizes[-1]:,} rows: in-service p50 ms by skip",
             ", ".join(f"{skip}: {row['in_service_p50_ms']:.1f}" for skip, row in skips.items()),
+        )
+    )
+    depths = largest["deep_token"]
+    first, deepest = depths["0"]["in_service_p50_ms"], list(depths.values())[-1]
+    ratio = deepest["in_service_p50_ms"] / first
+    context.report.add(
+        Row(
+            "5 scale",
+            f"page by token at {sizes[-1]:,} rows, newest first: in-service p50 ms by depth",
+            ", ".join(f"{d}: {row['in_service_p50_ms']:.1f}" for d, row in depths.items())
+            + f"; deepest {ratio:.2f}x the first",
+            "deepest <= 1.2x the first",
+            ratio <= 1.2,
+        )
+    )
+    filtered = largest["filter"]["in_service_p50_ms"]
+    filtered_p99 = largest["filter"]["in_service_p99_ms"]
+    context.report.add(
+        Row(
+            "5 scale",
+            f"filter strategy_id = … AND metrics.oos_sharpe > 1, page of {LIMIT}, "
+            f"at {sizes[-1]:,} rows",
+            f"in-service p50 {filtered:.2f} ms, p99 {filtered_p99:.2f} ms",
+            "p50 <= 20 ms",
+            filtered <= 20.0,
         )
     )
