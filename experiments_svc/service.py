@@ -21,7 +21,7 @@ from research_common import diff
 from research_common import filters as filters_language
 from research_common.diff_messages import write_metric_diff, write_value_diff
 from research_common.errors import AlreadyExists, InvalidArgument, NotFound, echo
-from research_common.page_tokens import PageTokens
+from research_common.page_tokens import PageTokens, not_a_token
 
 Context = aio.ServicerContext[Any, Any]
 Clock = Callable[[], datetime]
@@ -244,7 +244,8 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
             return _imported(existing, created=False)
         run = await self._tracking.get_run(run_id, context.time_remaining())
         record = record_from_run(run, self._clock())
-        _check_record_size(record)
+        experiment = to_proto(record)  # checked here, answered below: built once
+        check.check_size(experiment)
         try:
             await self._store.insert(record)
         except AlreadyExists:
@@ -252,11 +253,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
             if existing is None:  # recorded and deleted again in between
                 raise
             return _imported(existing, created=False)
-        return _imported(record, created=True)
-
-
-def _check_record_size(record: Record) -> None:
-    check.check_size(to_proto(record))
+        return experiments_pb2.ImportRunResponse(experiment=experiment, created=True)
 
 
 def _keyset(position: list[Any]) -> tuple[datetime, uuid.UUID]:
@@ -268,7 +265,7 @@ def _keyset(position: list[Any]) -> tuple[datetime, uuid.UUID]:
             raise ValueError("naive time")
         return when, uuid.UUID(hex=last_id)
     except (TypeError, ValueError):
-        raise InvalidArgument.field("page_token", "is not a page token of this list") from None
+        raise not_a_token() from None
 
 
 def _page(records: list[Record]) -> list[experiments_pb2.Experiment]:

@@ -13,6 +13,7 @@ from google.protobuf import struct_pb2
 
 from research_common.errors import InvalidArgument, echo
 from research_common.free_form import MAX_SAFE_INTEGER, unsafe_number
+from research_common.page_tokens import requested_size
 
 MAX_TEXT = 255
 MIN_LIMIT, MAX_LIMIT, DEFAULT_LIMIT = 1, 1000, 100
@@ -65,12 +66,8 @@ def paging(
 ) -> tuple[int, int]:
     """(skip, page size). `limit` is the seed's name of `page_size`; `skip`
     pages by offset and cannot be combined with a token."""
-    if limit is not None and page_size is not None and limit != page_size:
-        raise InvalidArgument.field(
-            "page_size", f"and limit name the same thing; got {page_size} and {limit}, give one"
-        )
-    name = "limit" if limit is not None else "page_size"
-    size = next((v for v in (limit, page_size) if v is not None), DEFAULT_LIMIT)
+    name, given = requested_size(limit, page_size)
+    size = DEFAULT_LIMIT if given is None else given
     skip = 0 if skip is None else skip
     if skip < 0:
         raise InvalidArgument.field("skip", f"must be 0 or more, got {skip}")

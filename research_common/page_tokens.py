@@ -62,11 +62,11 @@ class PageTokens:
         """The position `token` holds; InvalidArgument naming `page_token`
         when it is malformed, altered, or belongs to another query."""
         if len(token) > _MAX_TOKEN_CHARS or not token.isascii():
-            raise _refused("is not a page token of this list")
+            raise not_a_token()
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
-            raise _refused("is not a page token of this list") from None
+            raise not_a_token() from None
         payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, self._mac(payload)):
             raise _refused("is malformed or was altered; use the token a page returned")
@@ -80,6 +80,22 @@ class PageTokens:
             )
         position: list[Any] = body["p"]
         return position
+
+
+def requested_size(limit: int | None, page_size: int | None) -> tuple[str, int | None]:
+    """Which of `limit` (the seed's name) and `page_size` (AIP-158's) the
+    caller gave, and its value; they name the same thing, so both given and
+    different is InvalidArgument."""
+    if limit is not None and page_size is not None and limit != page_size:
+        raise InvalidArgument.field(
+            "page_size", f"and limit name the same thing; got {page_size} and {limit}, give one"
+        )
+    return ("limit", limit) if limit is not None else ("page_size", page_size)
+
+
+def not_a_token() -> InvalidArgument:
+    """A token that checked out but holds no position this list reads."""
+    return _refused("is not a page token of this list")
 
 
 def _refused(problem: str) -> InvalidArgument:

@@ -16,7 +16,7 @@ from research_common import filters as filters_language
 from research_common.constants import MLFLOW_RUN_RESOURCE
 from research_common.diff_messages import write_metric_diff, write_value_diff
 from research_common.errors import InvalidArgument, NotFound
-from research_common.page_tokens import PageTokens
+from research_common.page_tokens import PageTokens, not_a_token
 from tracking_svc import convert
 from tracking_svc import validation as check
 from tracking_svc.backend import RunNotFound, TrackingBackend
@@ -48,7 +48,7 @@ def _position(position: list[Any]) -> tuple[int, list[str]]:
             raise ValueError("not a runs position")
         return before, list(seen)
     except (TypeError, ValueError):
-        raise InvalidArgument.field("page_token", "is not a page token of this list") from None
+        raise not_a_token() from None
 
 
 class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):

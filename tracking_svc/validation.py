@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from research_common import diff
 from research_common.errors import InvalidArgument, echo
+from research_common.page_tokens import requested_size
 
 # CONTRACT §6: filter values are plain tokens, so they can be quoted into an
 # MLflow filter string without any escaping question arising.
@@ -56,23 +57,16 @@ def metric_key(value: str) -> str:
 
 def page_size(limit_value: int | None, size: int | None) -> int:
     """`limit` or `page_size` (the same thing), by the limit's rule."""
-    if limit_value is not None and size is not None and limit_value != size:
-        raise InvalidArgument.field(
-            "page_size", f"and limit name the same thing; got {size} and {limit_value}, give one"
-        )
-    if size is not None and limit_value is None:
-        if size < 1:
-            raise InvalidArgument.field("page_size", f"must be a positive number, got {size}")
-        return min(size, MAX_LIMIT)
-    return limit(limit_value)
+    name, value = requested_size(limit_value, size)
+    return limit(value, name)
 
 
-def limit(value: int | None) -> int:
+def limit(value: int | None, field: str = "limit") -> int:
     """The contract's run-search limit: default 50, over 100 clamped."""
     if value is None:
         return DEFAULT_LIMIT
     if value < 1:
-        raise InvalidArgument.field("limit", f"must be a positive number, got {value}")
+        raise InvalidArgument.field(field, f"must be a positive number, got {value}")
     return min(value, MAX_LIMIT)
 
 
