@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from google.protobuf import struct_pb2
 
+from experiments_svc.models import OPTIONAL_TEXT_FIELDS
 from experiments_svc.validation import MAX_DIFF_KEYS, MAX_EXPERIMENT_BYTES
 from research.experiments.v1 import experiments_pb2 as pb
 from research_common.constants import MAX_MESSAGE_BYTES
@@ -122,16 +123,7 @@ def largest(tag: str, *, keys: int) -> dict[str, Any]:
     metrics = {f"{tag}-m{i:03d}".ljust(40, "k"): i + 0.25 for i in range(keys - keys // 2 - 1)}
     fields: dict[str, Any] = {
         "strategy_id": STRATEGY,
-        **{
-            name: (tag + "-" + name).ljust(255, "v")
-            for name in (
-                "dataset_version",
-                "feature_version",
-                "model_version",
-                "git_commit_hash",
-                "mlflow_run_id",
-            )
-        },
+        **{name: (tag + "-" + name).ljust(255, "v") for name in OPTIONAL_TEXT_FIELDS},
         "artifacts": {"model": "s3://bucket/" + tag},
     }
     filler = f"{tag}-filler"
