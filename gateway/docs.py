@@ -143,9 +143,9 @@ class ApiDocs:
         name = variables["file"]
         # An asset is named exactly: not with a trailing slash, which the
         # router would otherwise take as the same path.
-        exact = not request.path.split("?", 1)[0].endswith("/")
+        exact = not request.path.endswith("/")
         if self.folder is None or name not in self.assets or not exact:
-            raise not_found_route(request.method, request.path.split("?", 1)[0])
+            raise not_found_route(request.method, request.path)
         asset = self._cache.get(name)
         if asset is None:
             asset = Response.raw(

@@ -95,7 +95,7 @@ class Dispatch:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = request_of(scope)
         request.check_head()
-        path = request.path.split("?", 1)[0]
+        path = request.path
         found: Match[Route] | WrongMethod | None = None
         bad_path: PathError | None = None
         try:
@@ -181,8 +181,8 @@ def _transcoder(binding: Binding, settings: Settings, upstreams: Upstreams) -> E
         reply = build_reply(binding, response, message)
         headers = [("location", reply.location)] if reply.location else []
         if reply.next_page_token:
-            path = request.path.split("?", 1)[0]
-            headers.append(("link", next_link(binding, reply.next_page_token, path, request.query)))
+            link = next_link(binding, reply.next_page_token, request.path, request.query)
+            headers.append(("link", link))
         return Response.json(reply.status, reply.body, headers)
 
     return transcode

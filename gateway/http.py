@@ -57,7 +57,9 @@ class Request:
         self.method: str = scope["method"]
         raw = scope.get("raw_path")
         # raw_path keeps %2F inside a segment apart from a separator.
-        self.path = raw.decode("latin-1") if raw else quote(scope["path"])
+        # The path alone, once: ASGI keeps the query apart, but a server
+        # that left it on must not make "/x?y" a path of its own.
+        self.path = (raw.decode("latin-1") if raw else quote(scope["path"])).split("?", 1)[0]
         self.query: bytes = scope.get("query_string", b"")
         self.headers: dict[str, str] = {}
         for key, value in scope["headers"]:

@@ -115,7 +115,7 @@ class Cors:
         request = request_of(scope)
         asked = request.headers.get("access-control-request-method")
         if request.method == "OPTIONS" and asked is not None:
-            methods = self.allowed(request.path.split("?", 1)[0])
+            methods = self.allowed(request.path)
             if methods is not None:
                 await self._preflight(request, asked, methods).send(send)
                 return
