@@ -32,11 +32,30 @@ FIELDS = Fields(columns=("strategy_id", *OPTIONAL_TEXT_FIELDS, *TIME_COLUMNS), m
 Condition = ColumnElement[bool]
 _ORDERING = ("<", "<=", ">", ">=")
 # The JSON kinds of each dialect's type function, by the kind of a value.
-_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
+KINDS: dict[str, dict[str, tuple[str, ...]]] = {
     "postgresql": {"number": ("number",), "string": ("string",), "boolean": ("boolean",)},
     "sqlite": {"number": ("integer", "real"), "string": ("text",), "boolean": ("true", "false")},
 }
 _MISSING = "missing"  # stands in for the type of an absent key
+
+
+def json_kind(dialect: str, column: Any, key: str) -> ColumnElement[str]:
+    """The JSON type name of the entry `key` of a JSON column in the
+    dialect's words (see KINDS), or 'missing' (never NULL)."""
+    if dialect == "postgresql":
+        kind = func.jsonb_typeof(column[key])
+    else:
+        # SQLite's JSON path; the key is [A-Za-z0-9_.:-] (see
+        # research_common.filters), so it needs no escaping inside the
+        # quotes, and it is bound as a parameter anyway.
+        kind = func.json_type(column, f'$."{key}"')
+    return func.coalesce(kind, _MISSING)
+
+
+def ordered_text(dialect: str, expression: Any) -> Any:
+    """A string expression that compares and sorts in code-point order on
+    both databases (PostgreSQL's default collation would order by language)."""
+    return expression.collate("C") if dialect == "postgresql" else expression
 
 
 def _refuse(comparison: Comparison, problem: str) -> InvalidArgument:
@@ -61,7 +80,7 @@ class FilterCompiler:
     """Compiles filter trees for one table on one SQL dialect."""
 
     def __init__(self, table: Table, dialect: str) -> None:
-        if dialect not in _KINDS:
+        if dialect not in KINDS:
             raise ValueError(f"no filter compiler for the {dialect} dialect")
         self.table = table
         self.dialect = dialect
@@ -123,16 +142,15 @@ class FilterCompiler:
         return and_(column.is_not(None), self._ordered(column, comparison))
 
     def _ordered(self, expression: Any, comparison: Comparison) -> Condition:
-        """A string comparison in code-point order on both databases
-        (PostgreSQL's default collation would order by language)."""
-        if comparison.op in _ORDERING and self.dialect == "postgresql":
-            expression = expression.collate("C")
+        """A string comparison in code-point order on both databases."""
+        if comparison.op in _ORDERING:
+            expression = ordered_text(self.dialect, expression)
         return _compare(expression, comparison.op, comparison.value)
 
     def _entry(self, comparison: Comparison, name: str, key: str) -> Condition:
         column = self.table.c[name]
         value: Value = comparison.value
-        kind = self._kind(column, key)
+        kind = json_kind(self.dialect, column, key)
         if value is None:
             is_null = kind.in_(("null", _MISSING))
             return is_null if comparison.op == "=" else not_(is_null)
@@ -141,25 +159,14 @@ class FilterCompiler:
                 raise _refuse(comparison, f"compares true or false with {comparison.op}")
             # The kind alone says which: 'true' / 'false' (SQLite), or the
             # text of a 'boolean' (PostgreSQL).
-            is_kind = kind.in_(_KINDS[self.dialect]["boolean"])
+            is_kind = kind.in_(KINDS[self.dialect]["boolean"])
             text = kind if self.dialect == "sqlite" else column[key].as_string()
             return and_(is_kind, _compare(text, comparison.op, "true" if value else "false"))
         if isinstance(value, float):
-            is_kind = kind.in_(_KINDS[self.dialect]["number"])
+            is_kind = kind.in_(KINDS[self.dialect]["number"])
             # CASE, not AND, keeps the cast off a value that is not a number:
             # PostgreSQL does not promise to evaluate AND left to right.
             number = case((is_kind, column[key].as_float()), else_=None)
             return and_(is_kind, _compare(number, comparison.op, value))
-        is_kind = kind.in_(_KINDS[self.dialect]["string"])
+        is_kind = kind.in_(KINDS[self.dialect]["string"])
         return and_(is_kind, self._ordered(column[key].as_string(), comparison))
-
-    def _kind(self, column: Any, key: str) -> ColumnElement[str]:
-        """The JSON type name of the entry, or 'missing' (never NULL)."""
-        if self.dialect == "postgresql":
-            kind = func.jsonb_typeof(column[key])
-        else:
-            # SQLite's JSON path; the key is [A-Za-z0-9_.:-] (see
-            # research_common.filters), so it needs no escaping inside the
-            # quotes, and it is bound as a parameter anyway.
-            kind = func.json_type(column, f'$."{key}"')
-        return func.coalesce(kind, _MISSING)

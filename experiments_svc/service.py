@@ -15,13 +15,15 @@ from experiments_svc.convert import Record, has_field, to_proto
 from experiments_svc.filtering import FIELDS
 from experiments_svc.imports import TrackingClient, record_from_run
 from experiments_svc.models import OPTIONAL_TEXT_FIELDS, WRITE_ONCE_FIELDS
+from experiments_svc.ordering import BEST_OF
+from experiments_svc.ordering import FIELDS as ORDER_FIELDS
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
-from research_common import diff
+from research_common import diff, ordering
 from research_common import filters as filters_language
 from research_common.diff_messages import write_metric_diff, write_value_diff
 from research_common.errors import AlreadyExists, InvalidArgument, NotFound, echo
-from research_common.page_tokens import PageTokens, not_a_token
+from research_common.page_tokens import PageTokens
 
 Context = aio.ServicerContext[Any, Any]
 Clock = Callable[[], datetime]
@@ -160,22 +162,31 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
             request.page_token,
         )
         tree = filters_language.parse(request.filter, FIELDS)
-        condition = self._store.filters.compile(tree) if tree is not None else None
-        # What a token is bound to: the filters (the page size may change).
+        conditions = [self._store.filters.compile(tree)] if tree is not None else []
+        order = self._store.order(
+            ordering.parse(
+                request.order_by,
+                ORDER_FIELDS,
+                BEST_OF,
+                ordering.Directions(diff.MINIMIZE, request.maximize, request.minimize),
+            )
+        )
+        # What a token is bound to: the filters and the order (the page size
+        # may change).
         query = {name: str(value) for name, value in filters.items()}
         if tree is not None:
             query["filter"] = request.filter
-        after = None
+        if not order.is_default:
+            query["order_by"] = ordering.canonical(order.keys)
         if request.page_token:
-            after = _keyset(self._page_tokens.decode(request.page_token, query))
+            conditions.append(order.after(self._page_tokens.decode(request.page_token, query)))
         # One row more than the page: whether there is a next page at all.
-        records = await self._store.list(filters, skip, size + 1, after, condition)
+        records = await self._store.list(filters, skip, size + 1, order, conditions)
         page = _page(records[:size])
         response = experiments_pb2.ListExperimentsResponse(experiments=page)
         if len(page) < len(records):
-            last = records[len(page) - 1]
             response.next_page_token = self._page_tokens.encode(
-                query, [last["created_at"].isoformat(), last["id"].hex]
+                query, order.position(records[len(page) - 1])
             )
         return response
 
@@ -254,18 +265,6 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
                 raise
             return _imported(existing, created=False)
         return experiments_pb2.ImportRunResponse(experiment=experiment, created=True)
-
-
-def _keyset(position: list[Any]) -> tuple[datetime, uuid.UUID]:
-    """The (created_at, id) a checked page token holds."""
-    try:
-        created_at, last_id = position
-        when = datetime.fromisoformat(created_at)
-        if when.tzinfo is None:
-            raise ValueError("naive time")
-        return when, uuid.UUID(hex=last_id)
-    except (TypeError, ValueError):
-        raise not_a_token() from None
 
 
 def _page(records: list[Record]) -> list[experiments_pb2.Experiment]:

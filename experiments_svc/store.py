@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, exc, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, exc, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from experiments_svc.convert import Record
 from experiments_svc.filtering import FilterCompiler
 from experiments_svc.models import ExperimentRow
+from experiments_svc.ordering import SortOrder
 from research_common.errors import AlreadyExists
+from research_common.ordering import OrderKey
 
 _table: Table = ExperimentRow.__table__  # type: ignore[assignment]
-_NEWEST_FIRST = (_table.c.created_at.desc(), _table.c.id.desc())
 _TICK = timedelta(microseconds=1)
 # The statements of the reads by key, built once: building a statement and
 # its cache key costs more per call than running it on a warm connection.
@@ -43,12 +44,17 @@ def _canonical(value: Any) -> bytes:
 class ExperimentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        # Filters compile to this database's SQL (its JSON functions differ).
+        # Filters and orders compile to this database's SQL (its JSON
+        # functions differ).
         self.filters = FilterCompiler(_table, engine.dialect.name)
         # Every read is one SELECT, which sees one snapshot on its own; run
         # outside a transaction it needs no BEGIN and no ROLLBACK, two round
         # trips of three. Same pool; writes keep their transactions.
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def order(self, keys: tuple[OrderKey, ...]) -> SortOrder:
+        """The order of `keys` on this database; () is newest first."""
+        return SortOrder(_table, self._engine.dialect.name, keys)
 
     async def insert(self, record: Mapping[str, Any]) -> None:
         """Add a row; AlreadyExists when another row records the same MLflow
@@ -80,28 +86,19 @@ class ExperimentStore:
         filters: Mapping[str, Any],
         skip: int,
         limit: int,
-        after: tuple[datetime, uuid.UUID] | None = None,
-        condition: ColumnElement[bool] | None = None,
+        order: SortOrder,
+        conditions: Sequence[ColumnElement[bool]] = (),
     ) -> list[Record]:
-        """A page of rows matching every filter (column name to exact value),
-        newest first, starting after the row at `after` (created_at, id) when
-        given: a keyset position, which an index range scan finds as fast at
-        any depth, and which rows inserted meanwhile cannot shift."""
-        query = select(_table).order_by(*_NEWEST_FIRST).offset(skip).limit(limit)
+        """A page of rows matching every filter (column name to exact value)
+        and every condition (a compiled filter, a keyset position), in
+        `order`; each row also holds the order's computed parts."""
+        query = (
+            select(_table, *order.columns()).order_by(*order.clauses()).offset(skip).limit(limit)
+        )
         for column, value in filters.items():
             query = query.where(_table.c[column] == value)
-        if condition is not None:  # a compiled filter expression
+        for condition in conditions:
             query = query.where(condition)
-        if after is not None:
-            created_at, last_id = after
-            # A row-value comparison, (created_at, id) < (:created_at, :id):
-            # PostgreSQL starts its index scan at that position (the same
-            # condition spelled with OR was a filter over every newer row:
-            # 34 ms at 100,000 rows deep vs 4 ms for the first page), and
-            # SQLite (3.15 and later) reads it the same way.
-            query = query.where(
-                tuple_(_table.c.created_at, _table.c.id) < tuple_(created_at, last_id)
-            )
         async with self._reads.connect() as connection:
             result = await connection.execute(query)
             return list(result.mappings())

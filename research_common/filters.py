@@ -138,6 +138,29 @@ def _tokens(text: str) -> Iterator[_Token]:
     yield _Token("end", "", len(text) + 1)
 
 
+def field_named(text: str, position: int, fields: Fields, subject: str) -> Field:
+    """The field `text` names among `fields` (a column, or `<map>.<key>`);
+    InvalidArgument naming `subject` (the request field: `filter`,
+    `order_by`) and the position when it names none of them."""
+    name, dot, key = text.partition(".")
+    if dot and name in fields.maps and _KEY.fullmatch(key):
+        return Field(name, key)
+    if not dot and name in fields.columns:
+        return Field(name)
+    if dot and name in fields.maps:
+        problem = (
+            f"names {text!r} at position {position}: a key is 1 to 128 letters, digits or _ . : -"
+        )
+    elif not dot and name in fields.maps:
+        problem = f"names {name!r} at position {position} without a key"
+    else:
+        problem = (
+            f"names an unknown field {text!r} at position {position}; "
+            f"known fields: {fields.describe()}"
+        )
+    raise InvalidArgument.field(subject, problem)
+
+
 class _Parser:
     def __init__(self, text: str, fields: Fields) -> None:
         self.tokens = list(_tokens(text))
@@ -216,22 +239,7 @@ class _Parser:
         return Comparison(field, op, value, token.position)
 
     def _field(self, token: _Token) -> Field:
-        name, dot, key = token.text.partition(".")
-        if dot and name in self.fields.maps and _KEY.fullmatch(key):
-            return Field(name, key)
-        if not dot and name in self.fields.columns:
-            return Field(name)
-        if dot and name in self.fields.maps:
-            raise _error(
-                f"names {token.text!r} at position {token.position}: a key is 1 to 128 "
-                "letters, digits or _ . : -"
-            )
-        if not dot and name in self.fields.maps:
-            raise _error(f"names {name!r} at position {token.position} without a key")
-        raise _error(
-            f"names an unknown field {token.text!r} at position {token.position}; "
-            f"known fields: {self.fields.describe()}"
-        )
+        return field_named(token.text, token.position, self.fields, FIELD)
 
     def _value(self, op: str) -> Value:
         token = self._take()
