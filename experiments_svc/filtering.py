@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, case, false, func, not_, or_, true
@@ -126,6 +126,12 @@ class FilterCompiler:
             except ValueError:
                 when = None
             if when is not None and when.tzinfo is not None:
+                try:
+                    # As the column keeps it; a time near year 1 or 9999
+                    # can leave the calendar in UTC.
+                    when = when.astimezone(UTC)
+                except OverflowError:
+                    raise _refuse(comparison, "is out of range in UTC") from None
                 return _compare(column, comparison.op, when)
         raise _refuse(
             comparison, 'compares with a quoted RFC 3339 time, e.g. "2026-01-02T03:04:05Z"'

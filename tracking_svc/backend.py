@@ -31,6 +31,7 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_DOES_NOT_EXIST,
     ErrorCode,
 )
+from mlflow.store.entities.paged_list import PagedList
 from mlflow.tracking import MlflowClient
 
 from research_common.errors import DeadlineExceeded, InvalidArgument, ServiceError, Unavailable
@@ -191,15 +192,21 @@ class TrackingBackend:
                 raise RunNotFound(run_id) from None
             raise
 
-    def search_runs(self, filter_string: str, max_results: int) -> list[Run]:
-        """Runs of the default experiment, newest first."""
-        return list(
-            self._client.search_runs(
-                [self.default_experiment_id()],
-                filter_string=filter_string,
-                max_results=max_results,
-                order_by=["attributes.start_time DESC"],
-            )
+    def search_runs(
+        self,
+        filter_string: str,
+        max_results: int,
+        order_by: Sequence[str] = ("attributes.start_time DESC",),
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        """A page of runs of the default experiment in `order_by` (newest
+        first by default), with MLflow's token of the next page."""
+        return self._client.search_runs(
+            [self.default_experiment_id()],
+            filter_string=filter_string,
+            max_results=max_results,
+            order_by=list(order_by),
+            page_token=page_token,
         )
 
     def find_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:

@@ -14,11 +14,12 @@ MLflow cannot search for is refused before MLflow is asked:
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from research_common.constants import RUN_TYPE_TAG
 from research_common.errors import InvalidArgument
 from research_common.filters import And, Comparison, Fields, Node, Not, Or
+from research_common.free_form import MAX_SAFE_INTEGER
 
 # Tags the façade offers as fields of their own (the seed's filters).
 TAG_FIELDS = (RUN_TYPE_TAG, "strategy_id")
@@ -27,6 +28,8 @@ FIELDS = Fields(
     maps=("tags", "metrics", "params"),
 )
 STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 _SAFE_STRING = re.compile(r"[^'\"`\\\x00-\x1f\x7f]{0,500}")
 
 
@@ -93,16 +96,27 @@ def _string(comparison: Comparison) -> str:
 
 
 def _milliseconds(comparison: Comparison) -> int:
-    """start_time as MLflow keeps it: epoch milliseconds, given as a number
-    or as a quoted RFC 3339 time."""
+    """start_time as MLflow keeps it: whole epoch milliseconds, given as a
+    number or as a quoted RFC 3339 time, within ±(2^53 - 1) (beyond it a
+    number is not exact, and MLflow's store cannot bind one past 64 bits)."""
     value = comparison.value
+    milliseconds: int | None = None
     if isinstance(value, float) and not isinstance(value, bool) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        milliseconds = int(value)
+    elif isinstance(value, str):
         try:
             when = datetime.fromisoformat(value)
         except ValueError:
             when = None
         if when is not None and when.tzinfo is not None:
-            return int(when.timestamp() * 1000)
-    raise _refuse(comparison, "compares with epoch milliseconds or a quoted RFC 3339 time")
+            # Exact arithmetic: the float of when.timestamp() * 1000 can
+            # fall one millisecond short.
+            elapsed = when - _EPOCH
+            if elapsed % _MILLISECOND:
+                raise _refuse(comparison, "has whole milliseconds only for runs")
+            milliseconds = elapsed // _MILLISECOND
+    if milliseconds is None:
+        raise _refuse(comparison, "compares with epoch milliseconds or a quoted RFC 3339 time")
+    if abs(milliseconds) > MAX_SAFE_INTEGER:
+        raise _refuse(comparison, f"is out of range: at most ±{MAX_SAFE_INTEGER} milliseconds")
+    return milliseconds

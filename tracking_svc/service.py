@@ -11,7 +11,7 @@ from grpc import aio
 from mlflow.entities import Run
 
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
-from research_common import diff
+from research_common import diff, ordering
 from research_common import filters as filters_language
 from research_common.constants import MLFLOW_RUN_RESOURCE
 from research_common.diff_messages import write_metric_diff, write_value_diff
@@ -22,11 +22,17 @@ from tracking_svc import validation as check
 from tracking_svc.backend import RunNotFound, TrackingBackend
 from tracking_svc.filtering import FIELDS, compile_filter
 from tracking_svc.lineage import LINEAGE_TAGS
+from tracking_svc.ordering import BEST_OF, mlflow_order_by
+from tracking_svc.ordering import DEFAULT as DEFAULT_ORDER
+from tracking_svc.ordering import FIELDS as ORDER_FIELDS
 
 Context = aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 
 RUN_NOT_FOUND = "Run not found"
+# Marks a position that is MLflow's own page token (orders other than the
+# default).
+_MLFLOW = "mlflow"
 
 
 def _deadline(context: Context) -> float | None:
@@ -51,6 +57,19 @@ def _position(position: list[Any]) -> tuple[int, list[str]]:
         raise not_a_token() from None
 
 
+def _mlflow_token(position: list[Any]) -> str:
+    """MLflow's page token from a checked page token of ours."""
+    if len(position) == 2 and position[0] == _MLFLOW and isinstance(position[1], str):
+        return position[1]
+    raise not_a_token()
+
+
+def _runs(runs: list[Run]) -> tracking_pb2.ListRunsResponse:
+    return tracking_pb2.ListRunsResponse(
+        runs=[convert.summary(run) for run in runs], total=len(runs)
+    )
+
+
 class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
     def __init__(self, backend: TrackingBackend, page_tokens: PageTokens) -> None:
         self._backend = backend
@@ -71,33 +90,66 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
         tree = filters_language.parse(request.filter, FIELDS)
         if tree is not None:
             clauses += compile_filter(tree)
+        keys = ordering.parse(
+            request.order_by,
+            ORDER_FIELDS,
+            BEST_OF,
+            ordering.Directions(diff.MAXIMIZE, request.maximize, request.minimize),
+        )
         size = check.page_size(
             request.limit if request.HasField("limit") else None,
             request.page_size if request.HasField("page_size") else None,
         )
-        # What a token is bound to: the filters (the page size may change).
-        query = {"clauses": clauses}
-        seen: list[str] = []
+        # What a token is bound to: the filters and the order (the page size
+        # may change).
+        query: dict[str, Any] = {"clauses": clauses}
+        if keys in ((), DEFAULT_ORDER):
+            return await self._newest_first(context, request.page_token, query, clauses, size)
+        query["order_by"] = ordering.canonical(keys)
+        mlflow_token = None
         if request.page_token:
-            before, seen = _position(self._page_tokens.decode(request.page_token, query))
+            mlflow_token = _mlflow_token(self._page_tokens.decode(request.page_token, query))
+        found = await self._call(
+            context,
+            lambda: self._backend.search_runs(
+                " and ".join(clauses), size, mlflow_order_by(keys), mlflow_token
+            ),
+        )
+        response = _runs(list(found))
+        if found.token:
+            # MLflow's own token (an offset into its order), bound to the
+            # query like every token of ours.
+            response.next_page_token = self._page_tokens.encode(query, [_MLFLOW, found.token])
+        return response
+
+    async def _newest_first(
+        self,
+        context: Context,
+        page_token: str,
+        query: dict[str, Any],
+        clauses: list[str],
+        size: int,
+    ) -> tracking_pb2.ListRunsResponse:
+        """A page of the default order, by keyset: the runs started at or
+        before the last one seen, less those already seen at that very
+        time; runs started meanwhile are newer, so they never shift a page."""
+        before: int | None = None
+        seen: list[str] = []
+        if page_token:
+            before, seen = _position(self._page_tokens.decode(page_token, query))
             clauses = [*clauses, f"attributes.start_time <= {before}"]
-        # Keyset paging in the default order: the next page is the runs
-        # started at or before the last one seen, less those already seen
-        # at that very time; runs started meanwhile are newer, so they never
-        # shift a page. One more than the page says whether there is a next.
+        # One more than the page says whether there is a next.
         wanted = size + len(seen) + 1
         found = await self._call(
             context, lambda: self._backend.search_runs(" and ".join(clauses), wanted)
         )
         runs = [run for run in found if run.info.run_id not in seen]
         page = runs[:size]
-        response = tracking_pb2.ListRunsResponse(
-            runs=[convert.summary(run) for run in page], total=len(page)
-        )
+        response = _runs(page)
         if len(runs) > size:
             last = page[-1].info.start_time
             at_last = [run.info.run_id for run in page if run.info.start_time == last]
-            if request.page_token and last == before:
+            if last == before:
                 at_last = [*seen, *at_last]
             response.next_page_token = self._page_tokens.encode(query, [last, at_last])
         return response

@@ -117,9 +117,9 @@ def check_read_back(found: dict[str, Any], comparison: Comparison) -> None:
         assert float(read) == value
         assert math.copysign(1, float(read)) == math.copysign(1, value)
     elif field.name == "start_time":
-        # Within a millisecond: see test_start_time_is_its_exact_millisecond.
+        # Exactly (a time with a fraction of a millisecond is refused).
         assert type(read) is int
-        assert abs(read - _milliseconds(value)) <= 1, (read, value)
+        assert read == _milliseconds(value), (read, value)
     else:
         assert read == value
 
@@ -146,15 +146,23 @@ def test_mlflow_reads_any_compiled_text_as_exactly_its_comparisons(text: str) ->
     check_filter(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "tracking_svc.filtering._milliseconds takes int(when.timestamp() * 1000): the "
-        "float product of a time with milliseconds can fall just short of the integer "
-        "(2004-03-15T07:55:47.472Z gives 1079337347471, one millisecond early)"
-    ),
-)
 def test_start_time_is_its_exact_millisecond() -> None:
+    # int(when.timestamp() * 1000) gave 1079337347471: one millisecond early.
     tree = parse('start_time >= "2004-03-15T07:55:47.472Z"', FIELDS)
     assert tree is not None
     assert compile_filter(tree) == ["attributes.start_time >= 1079337347472"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('start_time >= "2004-03-15T07:55:47.4721Z"', "has whole milliseconds only for runs"),
+        ("start_time > 1e19", "is out of range: at most ±9007199254740991 milliseconds"),
+        ("start_time < -9007199254740992", "is out of range"),
+    ],
+)
+def test_a_start_time_runs_cannot_hold_is_refused(text: str, message: str) -> None:
+    tree = parse(text, FIELDS)
+    assert tree is not None
+    with pytest.raises(InvalidArgument, match=message):
+        compile_filter(tree)
