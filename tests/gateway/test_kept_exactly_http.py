@@ -358,6 +358,39 @@ async def test_a_bad_filter_is_400_naming_the_position(stack: Stack) -> None:
     assert "at position 21" in response.json()["message"]
 
 
+async def test_an_order_in_the_query_string_orders_and_links_on(stack: Stack) -> None:
+    made = [
+        await create(stack.http, metrics={"oos_sharpe": sharpe, "pbo": pbo})
+        for sharpe, pbo in ((0.5, 0.4), (2.0, 0.1), (None, 0.3), (1.3, 0.2))
+    ]
+    ids = [experiment["id"] for experiment in made]
+    query = {"order_by": "metrics.oos_sharpe best, created_at", "page_size": "2"}
+    first = await stack.http.get(COLLECTION, params=query)
+    assert first.status_code == 200, first.text
+    assert [e["id"] for e in first.json()] == [ids[1], ids[3]]  # highest Sharpe first
+    link = LINK.fullmatch(first.headers["link"])
+    assert link is not None
+    assert "order_by=metrics.oos_sharpe+best%2C+created_at" in link.group("target")
+    rest = await stack.http.get(link.group("target"))
+    assert [e["id"] for e in rest.json()] == [ids[0], ids[2]]  # the null Sharpe last
+    assert "link" not in rest.headers
+    # `maximize` is a repeated query parameter: pbo best, highest first.
+    flipped = await stack.http.get(
+        f"{COLLECTION}?order_by=metrics.pbo%20best&maximize=pbo&maximize=other"
+    )
+    by_pbo = [ids[0], ids[2], ids[3], ids[1]]  # 0.4, 0.3, 0.2, 0.1
+    assert [e["id"] for e in flipped.json()] == by_pbo
+    lowest = await stack.http.get(COLLECTION, params={"order_by": "metrics.pbo best"})
+    assert [e["id"] for e in lowest.json()] == by_pbo[::-1]
+
+
+async def test_a_bad_order_is_400_naming_order_by(stack: Stack) -> None:
+    response = await stack.http.get(COLLECTION, params={"order_by": "metrics.oos_sharpe up"})
+    assert_refused(response, "order_by has an unknown word 'up' at position 20", "order_by")
+    runs = await stack.http.get("/api/v1/tracking/runs", params={"order_by": "created_at"})
+    assert_refused(runs, "order_by names an unknown field 'created_at'", "order_by")
+
+
 async def test_the_runs_list_links_to_its_next_page(stack: Stack) -> None:
     everything = (await stack.http.get("/api/v1/tracking/runs", params={"limit": 100})).json()
     assert everything["next_page_token"] is None

@@ -134,12 +134,18 @@ def test_parameters_and_bodies_follow_the_bindings(document: dict[str, Any]) -> 
         "page_size",
         "page_token",
         "filter",
+        "order_by",
+        "maximize",
+        "minimize",
         "mlflow_run_id",
         "git_commit_hash",
         "dataset_version",
         "feature_version",
         "model_version",
     }
+    assert "metrics.oos_sharpe best" in next(
+        p["description"] for p in listing["parameters"] if p["name"] == "order_by"
+    )
     patch = found["PATCH", "/api/v1/experiments/{experiment_id}"]
     path_parameters = [p for p in patch["parameters"] if p.get("in") == "path"]
     assert [p["name"] for p in path_parameters] == ["experiment_id"]
