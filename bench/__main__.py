@@ -18,7 +18,16 @@ from pathlib import Path
 
 from bench.context import Context, Options
 from bench.report import Report
-from bench.scenarios import compare, facade, footprint, limits, load, scale, seed_design
+from bench.scenarios import (
+    compare,
+    facade,
+    footprint,
+    limits,
+    load,
+    runs_paging,
+    scale,
+    seed_design,
+)
 from bench.wrk import WrkMissing, require_wrk
 
 Scenario = Callable[[Context], Awaitable[None]]
@@ -30,6 +39,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     5: ("scale: 10k to 1M rows", scale.run),
     6: ("footprint: start-up and memory", footprint.run),
     7: ("load: mixed reads and writes", load.run),
+    8: ("paging 1,000 runs: the facade vs MLflow's REST paging", runs_paging.run),
 }
 
 

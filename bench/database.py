@@ -13,10 +13,12 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg  # the service's own driver
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
 
 from experiments_svc.db import create_engine
 from experiments_svc.migrate import migrate
@@ -139,6 +141,51 @@ async def explain(url: str, sql: str, *args: object) -> str:
     finally:
         await connection.close()
     return "\n".join(str(row[0]) for row in rows)
+
+
+async def execute(url: str, sql: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await connection.execute(sql, timeout=900)
+    finally:
+        await connection.close()
+
+
+async def relation_mb(url: str, name: str) -> float:
+    """The size of a table or index on disk, in MiB."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        size = await connection.fetchval("SELECT pg_relation_size($1::regclass)", name)
+    finally:
+        await connection.close()
+    return int(size) / 2**20
+
+
+Sent = list[tuple[str, tuple[Any, ...]]]
+
+
+@contextlib.contextmanager
+def statements_sent() -> Iterator[Sent]:
+    """Every statement, with its parameters, that the SQLAlchemy engines of
+    this process hand their driver while inside: what an in-process service
+    ran, exactly, to EXPLAIN rather than a query written again by hand."""
+    sent: Sent = []
+
+    def record(
+        connection: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        sent.append((statement, tuple(parameters or ())))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -6,7 +6,13 @@ At each size: the in-service time of each call (the service's own
 `duration_ms`, from the interceptor's log record: handler, query and
 conversion, without the network) and the client's round trip, p50 and p99;
 EXPLAIN ANALYZE of the query the store sends, checked for an index scan and
-no sort. At the largest size, the cost of a deep `skip`.
+no sort. At the largest size, the cost of a deep `skip`, of pages by token,
+and of an order by a metric (`order_by="metrics.oos_sharpe desc"`): the
+first page, the first page of one strategy, and a page 1,000 rows deep by
+token, each with the EXPLAIN ANALYZE of the very statement the service sent;
+then the same again with an index on the order's sort expressions, built on
+this throwaway copy only (the schema has none) to say what one would buy and
+cost, and dropped again.
 Target: p50 in-service <= 5 ms at 1M rows, index used."""
 
 from __future__ import annotations
@@ -16,23 +22,34 @@ import time
 from typing import Any
 
 from grpc import aio
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
 
+from bench import plans
 from bench.context import Context
 from bench.database import (
     DATASETS,
     STRATEGIES,
+    Sent,
     bench_database,
     dataset_version,
+    execute,
     explain,
     load_rows,
     position_at,
+    relation_mb,
+    statements_sent,
     strategy_id,
 )
 from bench.report import Row
 from bench.stats import percentile
 from experiments_svc.config import Settings
+from experiments_svc.models import ExperimentRow
+from experiments_svc.ordering import BEST_OF, SortOrder
+from experiments_svc.ordering import FIELDS as ORDER_FIELDS
 from experiments_svc.server import create_server
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
+from research_common import diff, ordering
 from research_common.page_tokens import PageTokens
 
 TARGET_MS = 5.0
@@ -43,6 +60,15 @@ QUERIES = {
     "strategy_id": f"SELECT * FROM experiments WHERE strategy_id = $1 {_ORDER} LIMIT 100",
     "dataset_version": f"SELECT * FROM experiments WHERE dataset_version = $1 {_ORDER} LIMIT 100",
 }
+# The metric order: no index can serve it (the key is any JSON key), so each
+# call reads every row it may return; fewer calls than the indexed rows.
+METRIC_ORDER = "metrics.oos_sharpe desc"
+ORDER_CALLS = 15
+ORDER_WARMUP = 3
+ORDER_DEPTH = 1_000
+# What-if indexes, created on the bench's own database only.
+CAST_INDEX = "ix_bench_what_if_cast"
+ORDER_INDEX = "ix_bench_what_if_order"
 
 
 class _Durations(logging.Handler):
@@ -72,8 +98,9 @@ async def _timed(
     stub: experiments_pb2_grpc.ExperimentServiceAsyncStub,
     durations: _Durations,
     requests: list[experiments_pb2.ListExperimentsRequest],
+    warmup: int = 10,
 ) -> dict[str, float]:
-    for request in requests[:10]:  # warm-up: plans cached, pages in memory
+    for request in requests[:warmup]:  # warm-up: plans cached, pages in memory
         await stub.ListExperiments(request, timeout=30)
     durations.values.clear()
     round_trips: list[float] = []
@@ -86,6 +113,7 @@ async def _timed(
     service = list(durations.values)
     return {
         "in_service_p50_ms": percentile(service, 0.5),
+        "in_service_p90_ms": percentile(service, 0.9),
         "in_service_p99_ms": percentile(service, 0.99),
         "round_trip_p50_ms": percentile(round_trips, 0.5),
         "round_trip_p99_ms": percentile(round_trips, 0.99),
@@ -136,6 +164,7 @@ async def run(context: Context) -> None:
                             at_size["filter"] = await _timed(
                                 stub, durations, [_filtered(k) for k in range(CALLS)]
                             )
+                            at_size["metric_order"] = await _metric_order(stub, durations, url)
                 finally:
                     await server.stop(0)
                 for kind, sql in QUERIES.items():
@@ -185,6 +214,138 @@ async def _deep_token(
         token = tokens.encode({}, list(await position_at(url, depth))) if depth else ""
         request = experiments_pb2.ListExperimentsRequest(page_size=LIMIT, page_token=token)
         result[str(depth)] = await _timed(stub, durations, [request] * 40)
+    return result
+
+
+def _ordered(k: int | None = None, token: str = "") -> experiments_pb2.ListExperimentsRequest:
+    """A page by the metric order; of strategy k when k is given."""
+    text = "" if k is None else f'strategy_id = "{strategy_id(k % STRATEGIES)}"'
+    return experiments_pb2.ListExperimentsRequest(
+        order_by=METRIC_ORDER, filter=text, page_size=LIMIT, page_token=token
+    )
+
+
+async def _token_at(stub: experiments_pb2_grpc.ExperimentServiceAsyncStub, depth: int) -> str:
+    """The page token `depth` rows into the metric order, got as a client
+    gets it: by following next_page_token from the first page."""
+    token = ""
+    for _ in range(depth // LIMIT):
+        reply = await stub.ListExperiments(_ordered(token=token), timeout=60)
+        token = reply.next_page_token
+        if not token:
+            raise RuntimeError(f"the metric order ended before {depth} rows")
+    return token
+
+
+def _list_statement(sent: Sent) -> tuple[str, tuple[Any, ...]]:
+    """The last page query among the statements a service sent."""
+    for statement, parameters in reversed(sent):
+        if "FROM experiments" in statement and "ORDER BY" in statement:
+            return statement, parameters
+    raise RuntimeError("no ListExperiments query was seen")
+
+
+def _order_plan(plan: str) -> dict[str, Any]:
+    read = plans.reading(plan)
+    return {
+        "node": read.node if read else plan.splitlines()[0],
+        "rows_read": read.rows if read else 0,
+        "sort": plans.sort_method(plan),
+        "execution_ms": plans.execution_ms(plan),
+        "jit_ms": plans.jit_ms(plan),
+        "plan": plan,
+    }
+
+
+async def _order_rows(
+    stub: experiments_pb2_grpc.ExperimentServiceAsyncStub,
+    durations: _Durations,
+    url: str,
+    questions: dict[str, list[experiments_pb2.ListExperimentsRequest]],
+    statements: dict[str, tuple[str, tuple[Any, ...]]],
+) -> dict[str, Any]:
+    """In-service times of each question, and the EXPLAIN ANALYZE of the
+    statement the service sent for it (recorded into `statements` the first
+    time, and explained again as it was after that, so that a what-if index
+    is judged on the very same statement)."""
+    result: dict[str, Any] = {}
+    for label, requests in questions.items():
+        with statements_sent() as sent:
+            result[label] = await _timed(stub, durations, requests, warmup=ORDER_WARMUP)
+        statement, parameters = statements.setdefault(label, _list_statement(sent))
+        result[label]["explain"] = _order_plan(await explain(url, statement, *parameters))
+    return result
+
+
+async def _metric_order(
+    stub: experiments_pb2_grpc.ExperimentServiceAsyncStub, durations: _Durations, url: str
+) -> dict[str, Any]:
+    """The first page by the metric order, the same for one strategy, and a
+    page ORDER_DEPTH rows deep by token; then the same with each what-if
+    index (see `_what_if`)."""
+    deep = _ordered(token=await _token_at(stub, ORDER_DEPTH))
+    questions = {
+        "first": [_ordered()] * ORDER_CALLS,
+        "strategy": [_ordered(k) for k in range(ORDER_CALLS)],
+        "deep": [deep] * ORDER_CALLS,
+    }
+    statements: dict[str, tuple[str, tuple[Any, ...]]] = {}
+    result = await _order_rows(stub, durations, url, questions, statements)
+    result["what_if"] = await _what_if(stub, durations, url, questions, statements)
+    return result
+
+
+def _order_index_columns() -> str:
+    """The column list of an index whose entries are in the metric order:
+    the ORDER BY the service compiles for it (rank, number and text of the
+    key, then the id), with its values inlined, so that the index matches
+    the statement's sort expressions once PostgreSQL has bound the
+    parameters into a custom plan."""
+    keys = ordering.parse(METRIC_ORDER, ORDER_FIELDS, BEST_OF, ordering.Directions(diff.MINIMIZE))
+    table: Table = ExperimentRow.__table__  # type: ignore[assignment]
+    order = SortOrder(table, "postgresql", keys)
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    clauses = [
+        str(clause.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for clause in order.clauses()
+    ]
+    return plans.index_columns(clauses)
+
+
+async def _what_if(
+    stub: experiments_pb2_grpc.ExperimentServiceAsyncStub,
+    durations: _Durations,
+    url: str,
+    questions: dict[str, list[experiments_pb2.ListExperimentsRequest]],
+    statements: dict[str, tuple[str, tuple[Any, ...]]],
+) -> dict[str, Any]:
+    """Two indexes the schema does not have, each built here, measured and
+    dropped: a plain expression index on the metric's value, and one on the
+    order's own sort expressions. Their build time and size are the price;
+    every insert or metrics update would also evaluate the expressions and
+    write one more entry, and each (key, direction) needs its own index,
+    since a missing value sorts last in both directions."""
+    result: dict[str, Any] = {}
+    cast = f"CREATE INDEX {CAST_INDEX} ON experiments (((metrics ->> 'oos_sharpe')::float))"
+    await execute(url, cast)
+    try:
+        await execute(url, "ANALYZE experiments")
+        statement, parameters = statements["first"]
+        plan = await explain(url, statement, *parameters)
+        result["cast_index_used"] = CAST_INDEX in plan
+    finally:
+        await execute(url, f"DROP INDEX {CAST_INDEX}")
+    started = time.perf_counter()
+    await execute(url, f"CREATE INDEX {ORDER_INDEX} ON experiments ({_order_index_columns()})")
+    result["build_seconds"] = time.perf_counter() - started
+    try:
+        result["size_mb"] = await relation_mb(url, ORDER_INDEX)
+        result["table_mb"] = await relation_mb(url, "experiments")
+        await execute(url, "ANALYZE experiments")
+        result.update(await _order_rows(stub, durations, url, questions, statements))
+    finally:
+        await execute(url, f"DROP INDEX {ORDER_INDEX}")
+        await execute(url, "ANALYZE experiments")
     return result
 
 
@@ -240,5 +401,59 @@ def _report(context: Context, figures: dict[str, Any], sizes: tuple[int, ...]) -
             f"in-service p50 {filtered:.2f} ms, p99 {filtered_p99:.2f} ms",
             "p50 <= 20 ms",
             filtered <= 20.0,
+        )
+    )
+
+    _report_metric_order(context, largest["metric_order"], sizes[-1])
+
+
+def _plan_text(explained: dict[str, Any]) -> str:
+    sort = f", then a {explained['sort']}" if explained["sort"] else ""
+    jit = f", {explained['jit_ms']:.0f} ms of it JIT" if explained["jit_ms"] else ""
+    return (
+        f"{explained['node']}, {explained['rows_read']:,} rows read{sort}; "
+        f"execution {explained['execution_ms']:.1f} ms{jit}"
+    )
+
+
+def _report_metric_order(context: Context, order: dict[str, Any], size: int) -> None:
+    first = order["first"]["in_service_p50_ms"]
+    labels = {
+        "first": "first page, no filter",
+        "strategy": "first page of one strategy (filter strategy_id = …)",
+        "deep": f"page {ORDER_DEPTH:,} rows deep by token",
+    }
+    for label, text in labels.items():
+        row = order[label]
+        p50 = row["in_service_p50_ms"]
+        figure = f"in-service p50 {p50:.1f} ms, p90 {row['in_service_p90_ms']:.1f} ms; "
+        target, met = "", None
+        if label == "deep":
+            figure += f"{p50 / first:.2f}x the first page; "
+            target, met = "<= 1.2x the first page", p50 / first <= 1.2
+        context.report.add(
+            Row(
+                "5 scale",
+                f"order_by {METRIC_ORDER}, {text}, page of {LIMIT} at {size:,} rows",
+                figure + _plan_text(row["explain"]),
+                target,
+                met,
+            )
+        )
+    what_if = order["what_if"]
+    with_index = ", ".join(
+        f"{label} {what_if[label]['in_service_p50_ms']:.1f} ms "
+        f"({what_if[label]['explain']['node']}, "
+        f"{what_if[label]['explain']['rows_read']:,} rows read)"
+        for label in labels
+    )
+    cast_used = "used" if what_if["cast_index_used"] else "not used"
+    context.report.add(
+        Row(
+            "5 scale",
+            f"what-if, not in the schema: an index on the order's sort expressions at {size:,} "
+            f"rows ({what_if['build_seconds']:.1f} s to build, {what_if['size_mb']:.0f} MB "
+            f"beside a {what_if['table_mb']:.0f} MB table); in-service p50 by page",
+            f"{with_index}; a plain index on ((metrics->>'oos_sharpe')::float): {cast_used}",
         )
     )
