@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -63,11 +65,88 @@ def to_proto(record: Record) -> experiments_pb2.Experiment:
         artifacts=record["artifacts"],
         created_at=_timestamp(record["created_at"]),
         updated_at=_timestamp(record["updated_at"]),
+        revision=record["revision"],
+        etag=etag_of(record["id"], record["revision"]),
         **{name: record[name] for name in OPTIONAL_TEXT_FIELDS if record[name] is not None},
     )
+    if record["deleted_at"] is not None:
+        message.deleted_at.CopyFrom(_timestamp(record["deleted_at"]))
     # SetInParent: an empty dict is still a present `{}`, not an absent field.
     message.parameters.SetInParent()
     _fill(message.parameters, record["parameters"])
     message.metrics.SetInParent()
     _fill(message.metrics, record["metrics"])
+    return message
+
+
+def etag_of(experiment_id: uuid.UUID, revision: int) -> str:
+    """The entity tag of one revision of one experiment: opaque, different
+    for every revision (ids and revision numbers are never reused)."""
+    digest = hashlib.blake2b(experiment_id.bytes + revision.to_bytes(8, "big"), digest_size=8)
+    return digest.hexdigest()
+
+
+# The fields of a record that a snapshot keeps, in the message's order.
+SNAPSHOT_FIELDS = (
+    "id",
+    "strategy_id",
+    *OPTIONAL_TEXT_FIELDS,
+    "parameters",
+    "metrics",
+    "artifacts",
+    "created_at",
+    "updated_at",
+    "revision",
+    "deleted_at",
+)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def snapshot(record: Record) -> dict[str, Any]:
+    """A record as a JSON document (a revision's `experiment`): ids as
+    strings, times as RFC 3339 strings; `from_snapshot` reads it back."""
+    document: dict[str, Any] = {}
+    for name in SNAPSHOT_FIELDS:
+        value = record.get(name)
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = _utc(value).isoformat()
+        document[name] = value
+    return document
+
+
+def from_snapshot(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The record a snapshot was written from."""
+    record = dict(document)
+    record["id"] = uuid.UUID(record["id"])
+    record["strategy_id"] = uuid.UUID(record["strategy_id"])
+    for name in ("created_at", "updated_at", "deleted_at"):
+        if record[name] is not None:
+            record[name] = datetime.fromisoformat(record[name])
+    return record
+
+
+def every_set_field(record: Record) -> list[str]:
+    """The fields a create or an import set: the changed_fields of its
+    revision (a lineage field left null, or a map left empty, is not set)."""
+    names = ["strategy_id", *OPTIONAL_TEXT_FIELDS, "parameters", "metrics", "artifacts"]
+    return [name for name in names if record.get(name) not in (None, {})]
+
+
+def revision_to_proto(row: Record) -> experiments_pb2.ExperimentRevision:
+    """A row of experiment_revisions as its message."""
+    message = experiments_pb2.ExperimentRevision(
+        revision=row["revision"],
+        action=row["action"],
+        experiment=to_proto(from_snapshot(row["experiment"])),
+        changed_fields=row["changed_fields"],
+        recorded_at=_timestamp(row["recorded_at"]),
+    )
+    for name in ("actor", "request_id"):
+        if row[name] is not None:
+            setattr(message, name, row[name])
     return message

@@ -7,7 +7,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Index, String, TypeDecorator, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    TypeDecorator,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -64,6 +74,15 @@ class ExperimentRow(Base):
     artifacts: Mapped[dict[str, str]] = mapped_column(JsonDocument, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # Number of the latest revision (experiment_revisions), 1 at creation.
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="1")
+    # Set while the experiment is deleted (soft delete, AIP-164).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The client's request_id of the create (AIP-155) and a digest of that
+    # request, so that a repeat returns this row and a different request
+    # with the same id is refused.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
     # Every list is ordered newest first by (created_at, id); each filter gets
     # an index whose trailing columns serve that order, so a filtered page is
@@ -78,4 +97,29 @@ class ExperimentRow(Base):
         # One experiment per MLflow run: ImportRun's idempotency rests on it,
         # and it also serves the mlflow_run_id filter (at most one row).
         Index("ux_experiments_mlflow_run_id", "mlflow_run_id", unique=True),
+        # One experiment per create request_id: racing retries insert once.
+        Index("ux_experiments_request_id", "request_id", unique=True),
+    )
+
+
+class ExperimentRevisionRow(Base):
+    """One revision of an experiment (`research.experiments.v1.ExperimentRevision`):
+    written in the transaction of the change, never updated or deleted (on
+    PostgreSQL and SQLite a trigger refuses both)."""
+
+    __tablename__ = "experiment_revisions"
+
+    experiment_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The experiment after the change, as convert.snapshot writes it.
+    experiment: Mapped[dict[str, Any]] = mapped_column(JsonDocument, nullable=False)
+    changed_fields: Mapped[list[str]] = mapped_column(JsonDocument, nullable=False)
+    actor: Mapped[str | None] = mapped_column(String(255))
+    request_id: Mapped[str | None] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    # Read newest first by experiment: the primary key's index serves it.
+    __table_args__ = (
+        PrimaryKeyConstraint("experiment_id", "revision", name="pk_experiment_revisions"),
     )

@@ -1,22 +1,26 @@
-"""Reads and writes of the experiments table, one transaction per call."""
+"""Reads and writes of the experiments table, one transaction per call;
+every change also writes its revision (experiments_svc.revisions) in that
+transaction."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, exc, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Table, bindparam, exc, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from experiments_svc.convert import Record
+from experiments_svc import revisions as revision_log
+from experiments_svc.convert import Record, etag_of, every_set_field
 from experiments_svc.filtering import FilterCompiler
 from experiments_svc.models import ExperimentRow
 from experiments_svc.ordering import SortOrder
-from research_common.errors import AlreadyExists
+from experiments_svc.revisions import Change
+from research_common.errors import Aborted, AlreadyExists, FailedPrecondition, echo
 from research_common.ordering import OrderKey
 
 _table: Table = ExperimentRow.__table__  # type: ignore[assignment]
@@ -25,6 +29,9 @@ _TICK = timedelta(microseconds=1)
 # its cache key costs more per call than running it on a warm connection.
 _GET = select(_table).where(_table.c.id == bindparam("experiment_id"))
 _BY_RUN_ID = select(_table).where(_table.c.mlflow_run_id == bindparam("mlflow_run_id"))
+_BY_REQUEST_ID = select(_table).where(_table.c.request_id == bindparam("request_id"))
+# The rows every read shows unless it asks for deleted ones too.
+LIVE = _table.c.deleted_at.is_(None)
 
 
 def _run_recorded(mlflow_run_id: object) -> AlreadyExists:
@@ -39,6 +46,15 @@ def _canonical(value: Any) -> bytes:
     """A value as canonical JSON: equal only when the same JSON, kinds
     included (Python's `==` takes 1, 1.0 and True for one value)."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+class RequestRepeated(Exception):
+    """A create carried the request_id of an earlier one; `first` is the row
+    the earlier create made."""
+
+    def __init__(self, first: Record) -> None:
+        super().__init__("request_id seen before")
+        self.first = first
 
 
 class ExperimentStore:
@@ -56,14 +72,30 @@ class ExperimentStore:
         """The order of `keys` on this database; () is newest first."""
         return SortOrder(_table, self._engine.dialect.name, keys)
 
-    async def insert(self, record: Mapping[str, Any]) -> None:
-        """Add a row; AlreadyExists when another row records the same MLflow
-        run (a unique index enforces it, so racing imports cannot both win)."""
+    async def insert(self, record: Mapping[str, Any], change: Change | None = None) -> Record:
+        """Add a row (at revision 1) and its first revision. AlreadyExists
+        when another row records the same MLflow run (a unique index
+        enforces it, so racing imports cannot both win); RequestRepeated
+        with the first row when another create carried the same request_id
+        (racing retries insert once)."""
+        row = {**record, "revision": 1, "deleted_at": None}
+        change = change or Change("create", record["created_at"])
         try:
             async with self._engine.begin() as connection:
-                await connection.execute(insert(_table).values(**record))
+                await connection.execute(insert(_table).values(**row))
+                await revision_log.write(connection, row, change, every_set_field(row))
         except exc.IntegrityError:
+            request_id = record.get("request_id")
+            first = await self.find_by_request_id(request_id) if request_id else None
+            if first is not None:
+                raise RequestRepeated(first) from None
             raise _run_recorded(record.get("mlflow_run_id")) from None
+        return row
+
+    async def find_by_request_id(self, request_id: uuid.UUID) -> Record | None:
+        async with self._reads.connect() as connection:
+            result = await connection.execute(_BY_REQUEST_ID, {"request_id": request_id})
+            return result.mappings().first()
 
     async def find_by_run_id(self, mlflow_run_id: str) -> Record | None:
         async with self._reads.connect() as connection:
@@ -76,9 +108,11 @@ class ExperimentStore:
             return result.mappings().first()
 
     async def get_many(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Record]:
-        """The rows that exist among `ids`, in one query."""
+        """The live rows among `ids`, in one query (a deleted one is not
+        there, as for every read that does not ask for it)."""
+        query = select(_table).where(_table.c.id.in_(ids), LIVE)
         async with self._reads.connect() as connection:
-            result = await connection.execute(select(_table).where(_table.c.id.in_(ids)))
+            result = await connection.execute(query)
             return {row["id"]: row for row in result.mappings()}
 
     async def list(
@@ -107,23 +141,24 @@ class ExperimentStore:
         self,
         experiment_id: uuid.UUID,
         changes: Mapping[str, Any],
-        now: datetime,
+        change: Change,
+        etag: str = "",
         check: Callable[[Record], None] = lambda record: None,
     ) -> Record | None:
-        """Apply `changes` to one row and move `updated_at`; None when the row
-        does not exist. `check` sees the row as it would be and may refuse it
-        by raising (nothing is written). Values equal to the stored ones are
-        no change: a PATCH that changes nothing writes nothing and leaves
-        `updated_at` where it was. The row is locked while it changes, so
-        concurrent updates apply one after another and `updated_at` strictly
-        increases even when the clock does not."""
+        """Apply `changes` to one live row, move `updated_at` and write the
+        revision; None when there is no such live row. `etag`, when given,
+        must be the row's (or "*"): else Aborted and nothing is written.
+        `check` sees the row as it would be and may refuse it by raising.
+        Values equal to the stored ones are no change: a PATCH that changes
+        nothing writes nothing (no revision) and leaves `updated_at` where it
+        was. The row is locked while it changes, so concurrent updates apply
+        one after another, each checking the etag the one before it left,
+        and `updated_at` strictly increases even when the clock does not."""
         async with self._engine.begin() as connection:
-            result = await connection.execute(
-                select(_table).where(_table.c.id == experiment_id).with_for_update()
-            )
-            current = result.mappings().first()
-            if current is None:
+            current = await _locked(connection, experiment_id)
+            if current is None or current["deleted_at"] is not None:
                 return None
+            _check_etag(current, etag)
             changes = {
                 name: value
                 for name, value in changes.items()
@@ -132,18 +167,77 @@ class ExperimentStore:
             if not changes:
                 return current
             check({**current, **changes})
-            updated_at = max(now, current["updated_at"] + _TICK)
-            values = {**changes, "updated_at": updated_at}
             try:
-                await connection.execute(
-                    update(_table).where(_table.c.id == experiment_id).values(**values)
-                )
+                return await _change(connection, current, changes, change)
             except exc.IntegrityError:
                 # The transaction rolls back as the error leaves the block.
                 raise _run_recorded(changes.get("mlflow_run_id")) from None
-            return {**current, **values}
 
-    async def delete(self, experiment_id: uuid.UUID) -> bool:
+    async def delete(self, experiment_id: uuid.UUID, change: Change, etag: str = "") -> bool:
+        """Mark one live row deleted (it and its revisions stay); False when
+        there is no such live row. `etag` as for `update`."""
         async with self._engine.begin() as connection:
-            result = await connection.execute(delete(_table).where(_table.c.id == experiment_id))
-            return bool(result.rowcount)
+            current = await _locked(connection, experiment_id)
+            if current is None or current["deleted_at"] is not None:
+                return False
+            _check_etag(current, etag)
+            await _change(connection, current, {"deleted_at": change.at}, change)
+            return True
+
+    async def undelete(self, experiment_id: uuid.UUID, change: Change) -> Record | None:
+        """Bring a deleted row back; None when it never existed, and
+        FailedPrecondition when it is not deleted."""
+        async with self._engine.begin() as connection:
+            current = await _locked(connection, experiment_id)
+            if current is None:
+                return None
+            if current["deleted_at"] is None:
+                raise FailedPrecondition.violation(
+                    "NOT_DELETED", str(experiment_id), "the experiment is not deleted"
+                )
+            return await _change(connection, current, {"deleted_at": None}, change)
+
+    async def revisions(
+        self, experiment_id: uuid.UUID, limit: int, before: int | None
+    ) -> Sequence[Record]:
+        async with self._reads.connect() as connection:
+            return await revision_log.page(connection, experiment_id, limit, before)
+
+    async def revision(self, experiment_id: uuid.UUID, number: int) -> Record | None:
+        async with self._reads.connect() as connection:
+            found: Record | None = await revision_log.one(connection, experiment_id, number)
+            return found
+
+
+async def _locked(connection: AsyncConnection, experiment_id: uuid.UUID) -> Record | None:
+    result = await connection.execute(
+        select(_table).where(_table.c.id == experiment_id).with_for_update()
+    )
+    return result.mappings().first()
+
+
+def _check_etag(current: Record, etag: str) -> None:
+    """AIP-154: `etag` (empty: no condition; "*": any live row) must be the
+    current revision's, or nothing is written."""
+    if not etag or etag == "*":
+        return
+    current_etag = etag_of(current["id"], current["revision"])
+    if etag != current_etag:
+        raise Aborted(
+            f"etag {echo(etag)} is not the experiment's: it is at revision "
+            f'{current["revision"]} (etag "{current_etag}"); nothing was written. '
+            "Read it again, then retry with its etag"
+        )
+
+
+async def _change(
+    connection: AsyncConnection, current: Record, values: Mapping[str, Any], change: Change
+) -> Record:
+    """Write `values` as the next revision of the locked row `current`."""
+    updated_at = max(change.at, current["updated_at"] + _TICK)
+    values = {**values, "updated_at": updated_at, "revision": current["revision"] + 1}
+    await connection.execute(update(_table).where(_table.c.id == current["id"]).values(**values))
+    record = {**current, **values}
+    changed = [name for name in values if name not in ("updated_at", "revision")]
+    await revision_log.write(connection, record, change, changed)
+    return record

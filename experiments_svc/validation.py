@@ -133,12 +133,13 @@ def check_size(experiment: Any, changed: Collection[str] = ()) -> None:
             f"and metrics hold {keys} keys together; an experiment may hold at most "
             f"{MAX_DIFF_KEYS}, so that a compare of ten fits in one response",
         )
-    # The caller's fields only: the id and timestamps the service adds vary
-    # in encoded length with the clock, and a row at the bound must not be
-    # accepted at one moment and refused at the next.
+    # The caller's fields only: the id, timestamps, revision and etag the
+    # service adds vary in encoded length with the clock and the revision,
+    # and a row at the bound must not be accepted at one moment and refused
+    # at the next.
     content = type(experiment)()
     content.CopyFrom(experiment)
-    for assigned in ("id", "created_at", "updated_at"):
+    for assigned in ("id", "created_at", "updated_at", "revision", "etag", "deleted_at"):
         content.ClearField(assigned)
     size = content.ByteSize()
     if size > MAX_EXPERIMENT_BYTES:

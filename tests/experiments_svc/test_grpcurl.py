@@ -35,8 +35,11 @@ async def test_list_shows_service_health_and_reflection(server: GrpcServer) -> N
             "CreateExperiment",
             "DeleteExperiment",
             "GetExperiment",
+            "GetExperimentRevision",
             "ImportRun",
+            "ListExperimentRevisions",
             "ListExperiments",
+            "UndeleteExperiment",
             "UpdateExperiment",
         )
     ]

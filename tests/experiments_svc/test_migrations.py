@@ -1,21 +1,26 @@
-"""The Alembic migrations: empty to head and back, on both databases, and a
-migrated schema that matches the models."""
+"""The Alembic migrations: empty to head and back, on both databases, a
+migrated schema that matches the models, the revisions back-filled for rows
+that predate them, and the trigger that keeps revisions append-only."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Uuid, bindparam, exc, inspect, text
 from sqlalchemy.engine import Connection
 
+from experiments_svc.convert import revision_to_proto
 from experiments_svc.db import create_engine
 from experiments_svc.migrate import current_revision, migrate
-from experiments_svc.models import Base
+from experiments_svc.models import Base, JsonDocument, UTCDateTime
+from experiments_svc.store import ExperimentStore
 from tests.fixtures.postgres import create_database, drop_database, postgres_url
 
 EXPECTED_INDEXES = {
@@ -26,8 +31,9 @@ EXPECTED_INDEXES = {
     "ix_experiments_model_version_created_at_id": ["model_version", "created_at", "id"],
     "ix_experiments_git_commit_hash_created_at_id": ["git_commit_hash", "created_at", "id"],
     "ux_experiments_mlflow_run_id": ["mlflow_run_id"],
+    "ux_experiments_request_id": ["request_id"],
 }
-UNIQUE_INDEXES = {"ux_experiments_mlflow_run_id"}
+UNIQUE_INDEXES = {"ux_experiments_mlflow_run_id", "ux_experiments_request_id"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -69,10 +75,10 @@ async def test_upgrade_to_head_and_downgrade_to_base(empty_database: str) -> Non
         async with engine.connect() as connection:
             after = await connection.run_sync(_schema)
             drift = await connection.run_sync(_model_drift)
-        assert after["tables"] == {"experiments", "alembic_version"}
+        assert after["tables"] == {"experiments", "experiment_revisions", "alembic_version"}
         assert after["indexes"] == EXPECTED_INDEXES
         assert after["unique"] == UNIQUE_INDEXES
-        assert after["revision"] == "0002"
+        assert after["revision"] == "0003"
         assert drift == []  # the migrations build exactly what the models describe
 
         await migrate(engine)  # idempotent at head
@@ -109,3 +115,86 @@ async def test_postgres_stores_documents_as_jsonb(migrated_postgres: str) -> Non
     }
     assert getattr(columns["created_at"], "timezone", None) is True
     assert getattr(columns["updated_at"], "timezone", None) is True
+
+
+async def test_0003_backfills_one_create_revision_per_experiment(empty_database: str) -> None:
+    """Rows written before revisions existed each get revision 1, `create`,
+    holding the row as it stands, and every set field."""
+    engine = create_engine(empty_database, timeout=5)
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    ids = [uuid.uuid4() for _ in range(3)]
+    try:
+        await migrate(engine, "upgrade", "0002")
+        async with engine.begin() as connection:
+            for index, experiment_id in enumerate(ids):
+                await connection.execute(
+                    text(
+                        "INSERT INTO experiments (id, strategy_id, dataset_version, parameters, "
+                        "metrics, artifacts, created_at, updated_at) VALUES (:id, :strategy, "
+                        ":dataset, :parameters, :metrics, '{}', :at, :at)"
+                    ).bindparams(
+                        bindparam("id", type_=Uuid()),
+                        bindparam("strategy", type_=Uuid()),
+                        bindparam("at", type_=UTCDateTime()),
+                        bindparam("parameters", type_=JsonDocument),
+                        bindparam("metrics", type_=JsonDocument),
+                    ),
+                    {
+                        "id": experiment_id,
+                        "strategy": ids[0],
+                        "dataset": f"ds-{index}" if index else None,
+                        "parameters": {"n": index},
+                        "metrics": {},
+                        "at": moment,
+                    },
+                )
+        await migrate(engine)
+        store = ExperimentStore(engine)
+        for index, experiment_id in enumerate(ids):
+            found = await store.revisions(experiment_id, 10, None)
+            assert len(found) == 1
+            revision = revision_to_proto(found[0])
+            assert (revision.revision, revision.action) == (1, "create")
+            assert not revision.HasField("actor")
+            assert revision.recorded_at.ToDatetime(UTC) == moment
+            assert revision.experiment.id == str(experiment_id)
+            assert revision.experiment.revision == 1
+            assert revision.experiment.parameters["n"] == index
+            expected = ["strategy_id", "parameters"]
+            if index:
+                expected.insert(1, "dataset_version")
+            assert list(revision.changed_fields) == expected
+            row = await store.get(experiment_id)
+            assert row is not None
+            assert (row["revision"], row["deleted_at"]) == (1, None)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_database_refuses_to_rewrite_a_revision(empty_database: str) -> None:
+    """A trigger, not only the code: raw SQL cannot update or delete one."""
+    engine = create_engine(empty_database, timeout=5)
+    try:
+        await migrate(engine)
+        store = ExperimentStore(engine)
+        row = await store.insert(
+            {
+                "id": uuid.uuid4(),
+                "strategy_id": uuid.uuid4(),
+                "parameters": {},
+                "metrics": {"sharpe": 1.0},
+                "artifacts": {},
+                "created_at": datetime.now(UTC),
+                "updated_at": datetime.now(UTC),
+            }
+        )
+        for statement in (
+            "UPDATE experiment_revisions SET action = 'update'",
+            "DELETE FROM experiment_revisions",
+        ):
+            with pytest.raises(exc.DBAPIError, match="experiment revisions are append-only"):
+                async with engine.begin() as connection:
+                    await connection.execute(text(statement))
+        assert len(await store.revisions(row["id"], 10, None)) == 1
+    finally:
+        await engine.dispose()

@@ -1,0 +1,78 @@
+"""The revisions of experiments (CONTRACT §9): one immutable row per change,
+written by the store in the transaction of the change itself, and read back
+newest first. Nothing here updates or deletes a revision, and on both
+databases a trigger (migration 0003) refuses it anyway."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from experiments_svc.convert import Record, snapshot
+from experiments_svc.models import ExperimentRevisionRow
+
+_table: Table = ExperimentRevisionRow.__table__  # type: ignore[assignment]
+_ONE = select(_table).where(
+    _table.c.experiment_id == bindparam("experiment_id"),
+    _table.c.revision == bindparam("revision"),
+)
+
+ACTIONS = ("create", "import", "update", "delete", "undelete")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Who made a change, when, in which call, and what kind it was."""
+
+    action: str
+    at: datetime
+    actor: str | None = None
+    request_id: str | None = None
+
+
+async def write(
+    connection: AsyncConnection, record: Record, change: Change, changed: Sequence[str]
+) -> None:
+    """Append the revision that `change` made `record` (the experiment as it
+    stands after the change, at its new revision number)."""
+    await connection.execute(
+        insert(_table).values(
+            experiment_id=record["id"],
+            revision=record["revision"],
+            action=change.action,
+            experiment=snapshot(record),
+            changed_fields=list(changed),
+            actor=change.actor,
+            request_id=change.request_id,
+            recorded_at=change.at,
+        )
+    )
+
+
+async def page(
+    connection: AsyncConnection, experiment_id: uuid.UUID, limit: int, before: int | None
+) -> list[Any]:
+    """Up to `limit` revisions of one experiment, newest first, older than
+    revision `before` when given (a keyset position)."""
+    query = (
+        select(_table)
+        .where(_table.c.experiment_id == experiment_id)
+        .order_by(_table.c.revision.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(_table.c.revision < before)
+    result = await connection.execute(query)
+    return list(result.mappings())
+
+
+async def one(connection: AsyncConnection, experiment_id: uuid.UUID, revision: int) -> Any:
+    """One revision, or None."""
+    result = await connection.execute(_ONE, {"experiment_id": experiment_id, "revision": revision})
+    return result.mappings().first()
