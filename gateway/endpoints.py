@@ -32,7 +32,7 @@ from gateway.http import (
     parse_json,
     read_body,
 )
-from gateway.layers import QUIET, ROUTE, request_of
+from gateway.layers import ACTOR, QUIET, ROUTE, request_of
 from gateway.responses import Response
 from gateway.routing import Match, PathError, Router, WrongMethod
 from gateway.templates import PathTemplate, parse_template
@@ -114,11 +114,9 @@ class Dispatch:
         # paths exist. Preflights carry no credentials (browsers never send
         # them there).
         authorization = request.headers.get("authorization")
-        if (
-            request.method != "OPTIONS"
-            and template not in self._public
-            and not self.tokens.accepts(authorization)
-        ):
+        identity = self.tokens.identify(authorization)
+        scope[ACTOR] = None if identity is None else identity.name
+        if request.method != "OPTIONS" and template not in self._public and identity is None:
             raise unauthorized(authorization)
         if bad_path is not None:
             raise HttpError.bad_request(str(bad_path))

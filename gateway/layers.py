@@ -42,6 +42,7 @@ REQUEST = "gateway.request"  # the parsed Request
 ROUTE = "gateway.route"  # the template of the matched route: the label of logs and metrics
 QUIET = "gateway.quiet"  # the route is polled by probes: logged at DEBUG
 CODE = "gateway.code"  # the gRPC code name of an error answer
+ACTOR = "gateway.actor"  # the name of the caller's token, never its secret: logged
 UNMATCHED = "unmatched"
 
 
@@ -92,6 +93,7 @@ class RequestLog:
                     "route": route,
                     "status": status,
                     "code": scope.get(CODE),
+                    "actor": scope.get(ACTOR),
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )

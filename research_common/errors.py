@@ -107,5 +107,11 @@ class Unauthenticated(ServiceError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class PermissionDenied(ServiceError):
+    """The caller is known and may not do this (a read-only token writing)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class Internal(ServiceError):
     code = grpc.StatusCode.INTERNAL

@@ -1,6 +1,6 @@
-"""The server interceptor of both services: bearer-token check, request id,
-one log line per call, and the single place where exceptions become gRPC
-statuses."""
+"""The server interceptor of both services: bearer-token check (and what a
+read-only token may call), request id and caller's name, one log line per
+call, and the single place where exceptions become gRPC statuses."""
 
 from __future__ import annotations
 
@@ -15,9 +15,22 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from research_common.auth import AUTHORIZATION, AUTHORIZATION_HEADER, Tokens, refusal
+from research_common.auth import (
+    ACTOR,
+    AUTHORIZATION,
+    AUTHORIZATION_HEADER,
+    Tokens,
+    read_only_refusal,
+    refusal,
+)
 from research_common.constants import REQUEST_ID_HEADER, STATUS_DETAILS_KEY, valid_request_id
-from research_common.errors import Internal, InvalidArgument, ServiceError, Unauthenticated
+from research_common.errors import (
+    Internal,
+    InvalidArgument,
+    PermissionDenied,
+    ServiceError,
+    Unauthenticated,
+)
 from research_common.logging import REQUEST_ID
 from research_common.metrics import observe_rpc
 
@@ -63,11 +76,21 @@ else:
 
 class ServiceInterceptor(_Interceptor):
     """Wraps every unary-unary handler (all RPCs of both services, and health
-    Check; reflection's streams pass through untouched)."""
+    Check; reflection's streams pass through untouched).
 
-    def __init__(self, translate: Translator | None = None, tokens: Tokens | None = None) -> None:
+    `read_only` holds the gRPC paths a `:read` token may call
+    (research_common.auth.read_only_methods, built once at start-up); any
+    other method is PERMISSION_DENIED for such a token."""
+
+    def __init__(
+        self,
+        translate: Translator | None = None,
+        tokens: Tokens | None = None,
+        read_only: frozenset[str] = frozenset(),
+    ) -> None:
         self._translate = translate
         self._tokens = tokens or Tokens()
+        self._read_only = read_only
 
     async def intercept_service(
         self,
@@ -80,10 +103,20 @@ class ServiceInterceptor(_Interceptor):
         method: str = handler_call_details.method
         metadata = handler_call_details.invocation_metadata
         authorization = _authorization(metadata)
-        if not method.startswith(_OPEN_PREFIXES) and not self._tokens.accepts(authorization):
+        identity = self._tokens.identify(authorization)
+        if not method.startswith(_OPEN_PREFIXES):
             # Refused before any handler runs; unknown methods too, so that
             # a caller without a token learns nothing about what exists.
-            return _refuse(method, Unauthenticated(refusal(authorization)))
+            if identity is None:
+                return _refuse(method, Unauthenticated(refusal(authorization)), None)
+            # Checked here, by the service itself, not trusted to the
+            # gateway: a read-only token dialling the service directly is
+            # refused the same way.
+            if identity.read_only and method not in self._read_only:
+                error = PermissionDenied(read_only_refusal(identity.name, method))
+                return _refuse(method, error, identity.name)
+        # Open methods (health, reflection) answer a wrong token too: no name.
+        actor = None if identity is None else identity.name
         if handler is None or handler.unary_unary is None:
             return handler
         request_id = _request_id(metadata)
@@ -100,6 +133,7 @@ class ServiceInterceptor(_Interceptor):
         async def unary(raw: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             token = REQUEST_ID.set(request_id)
             credentials = AUTHORIZATION.set(authorization)
+            caller = ACTOR.set(actor)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
@@ -130,10 +164,16 @@ class ServiceInterceptor(_Interceptor):
                     "%s %s",
                     method,
                     code.name,
-                    extra={"rpc": method, "code": code.name, "duration_ms": elapsed_ms},
+                    extra={
+                        "rpc": method,
+                        "code": code.name,
+                        "actor": actor,
+                        "duration_ms": elapsed_ms,
+                    },
                 )
                 REQUEST_ID.reset(token)
                 AUTHORIZATION.reset(credentials)
+                ACTOR.reset(caller)
 
         return grpc.unary_unary_rpc_method_handler(
             unary, response_serializer=handler.response_serializer
@@ -171,13 +211,18 @@ def _problem(error: BaseException) -> str:
     return "the wire format is truncated or corrupt"
 
 
-def _refuse(method: str, error: ServiceError) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler that answers every call with `error` (and logs it, with no
-    token in the line)."""
+def _refuse(method: str, error: ServiceError, actor: str | None) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler that answers every call with `error` (and logs it with the
+    token's name, if it has one, and never its secret)."""
 
     async def refused(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         observe_rpc(method, error.code.name, 0.0)
-        log.info("%s %s", method, error.code.name, extra={"rpc": method, "code": error.code.name})
+        log.info(
+            "%s %s",
+            method,
+            error.code.name,
+            extra={"rpc": method, "code": error.code.name, "actor": actor},
+        )
         await _abort(context, error)
 
     return grpc.unary_unary_rpc_method_handler(refused)

@@ -54,6 +54,9 @@ _SHORT_LEVELS = {"WARNING": "WARN", "CRITICAL": "CRIT"}
 # Extra fields a person does not need on the line: the route template
 # repeats the path already in the message.
 _TEXT_HIDDEN = frozenset({"route"})
+# Extra fields shown even when the message happens to contain their value:
+# a token named "experiments" is still who called.
+_TEXT_ALWAYS = frozenset({"actor"})
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, object]:
@@ -124,7 +127,8 @@ def _text_fields(message: str, fields: dict[str, object]) -> list[str]:
             continue
         if key == "duration_ms" and isinstance(value, int | float):
             shown.append(f"{value:.1f}ms" if value >= 1 else f"{value:.2f}ms")
-        elif str(value) not in message:  # the status, rpc or port it repeats
+        # Not a status, rpc or port the message shows already; who called, always.
+        elif key in _TEXT_ALWAYS or str(value) not in message:
             shown.append(f"{key}={value}")
     return shown
 

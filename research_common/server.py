@@ -13,6 +13,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from research_common.auth import read_only_methods
 from research_common.constants import MAX_MESSAGE_BYTES
 from research_common.errors import ServiceError, Unavailable
 from research_common.health import HealthReporter, Probe
@@ -79,7 +80,8 @@ def build_server(
 ) -> GrpcServer:
     """A server with the interceptor, the service(s) `register` adds, health
     and reflection, bound to `address` (port 0 picks a free port), with the
-    tokens, TLS, health interval and metrics address of `settings`.
+    tokens, TLS, health interval and metrics address of `settings`. What a
+    read-only token may call is read from the descriptors of `service_names`.
 
     `translate` maps what a handler raised unintended to a ServiceError;
     when that is Unavailable (the store is down), health turns NOT_SERVING
@@ -88,8 +90,14 @@ def build_server(
     reporter = HealthReporter(
         servicer, service_names, probe, interval=settings.health_interval, timeout=probe_timeout
     )
+    interceptor = ServiceInterceptor(
+        _reporting_outages(translate, reporter),
+        settings.tokens,
+        # Once, here: the protos declare which methods change nothing.
+        read_only_methods(service_names),
+    )
     server = aio.server(
-        interceptors=[ServiceInterceptor(_reporting_outages(translate, reporter), settings.tokens)],
+        interceptors=[interceptor],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

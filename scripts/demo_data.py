@@ -34,6 +34,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
+from research_common.auth import parse_tokens
 from research_common.config import ConfigError
 from tracking_svc.config import Settings as TrackingSettings
 from tracking_svc.lineage import Lineage, start_run
@@ -238,16 +239,28 @@ def load_demo_from_env(
     variables and defaults), with a summary on `out` (stderr by default)."""
     env = os.environ if env is None else env
     settings = TrackingSettings.from_env(env)
-    tokens = [part.strip() for part in env.get("API_TOKENS", "").split(",") if part.strip()]
     summary = load_demo(
         settings.tracking_uri,
         settings.experiment_name,
         env.get("EXPERIMENTS_ADDR") or "127.0.0.1:50051",
-        token=tokens[0] if tokens else None,
+        token=writing_secret(env),
     )
     gateway = env.get("GATEWAY_ADDR") or "127.0.0.1:8080"
     print_summary(summary, gateway, sys.stderr if out is None else out)
     return summary
+
+
+def writing_secret(env: Mapping[str, str]) -> str | None:
+    """The secret of the first API_TOKENS entry that may write (ImportRun
+    changes something, so a `:read` token would be refused); None when no
+    token is configured."""
+    tokens = parse_tokens(env.get("API_TOKENS", "").split(","))
+    if not tokens:
+        return None
+    for token in tokens:
+        if not token.read_only:
+            return token.secret
+    raise ConfigError("API_TOKENS: every token is read-only; the demo needs one that may write")
 
 
 def main() -> int:

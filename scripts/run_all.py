@@ -179,8 +179,9 @@ def _ready_lines(demo: bool) -> list[str]:
     for component in COMPONENTS:
         lines.append(f"  {component.module:16} {component.scheme}://{component.address}")
     experiments, _, gateway = (component.address for component in COMPONENTS)
-    # With API_TOKENS set every HTTP call needs one of them (gRPC reflection
-    # stays open, so grpcurl's `list` does not).
+    # With API_TOKENS set every HTTP call needs one of their secrets (gRPC
+    # reflection stays open, so grpcurl's `list` does not). Only the
+    # secret goes into $TOKEN, whichever form its entry has.
     auth = ' -H "Authorization: Bearer $TOKEN"' if os.environ.get("API_TOKENS") else ""
     listed = "the demo's experiments" if demo else "experiments (make demo loads some)"
     tries = [
@@ -189,7 +190,9 @@ def _ready_lines(demo: bool) -> list[str]:
         (f"{_grpcurl()} -plaintext {experiments} list", "the gRPC services"),
     ]
     width = max(len(command) for command, _ in tries)
-    where = "in another terminal" + (", with TOKEN set to one of API_TOKENS" if auth else "")
+    where = "in another terminal" + (
+        ", with TOKEN set to the secret of one of API_TOKENS" if auth else ""
+    )
     lines += ["", f"first things to try, {where}:"]
     lines += [f"  {command:<{width}}  # {why}" for command, why in tries]
     lines.append(f'and in a browser: http://{gateway}/docs (the HTTP API; "Try it out" calls it)')

@@ -18,7 +18,7 @@ from experiments_svc.config import Settings as ExperimentsSettings
 from experiments_svc.server import create_server as create_experiments
 from research.experiments.v1 import experiments_pb2 as pb
 from research.experiments.v1 import experiments_pb2_grpc
-from research_common.auth import MISSING, WRONG, Tokens
+from research_common.auth import ANONYMOUS, MISSING, WRONG, Tokens
 from research_common.config import ConfigError
 from research_common.server import GrpcServer
 from tests.fixtures.grpc import rpc_error
@@ -60,13 +60,13 @@ def test_a_token_never_appears_in_repr_or_errors() -> None:
         ("Bearer é", False),
     ],
 )
-def test_accepts(authorization: str | None, accepted: bool) -> None:
-    assert Tokens((TOKEN, OTHER)).accepts(authorization) is accepted
+def test_identify(authorization: str | None, accepted: bool) -> None:
+    assert (Tokens((TOKEN, OTHER)).identify(authorization) is not None) is accepted
 
 
 def test_no_tokens_accepts_anything() -> None:
-    assert Tokens().accepts(None)
-    assert Tokens().accepts("Bearer whatever")
+    assert Tokens().identify(None) is ANONYMOUS
+    assert Tokens().identify("Bearer whatever") is ANONYMOUS
 
 
 @pytest.fixture
