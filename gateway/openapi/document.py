@@ -42,6 +42,9 @@ rule of a proto method, transcoded to one gRPC call.
 - Every error has the body `Error`: `code` (the gRPC code number), `message`,
   `detail` (the same text) and `details` (each with its `@type`).
 - When the gateway has API tokens, every route needs `Authorization: Bearer <token>`.
+  A read-only token may call only the methods that change nothing (those whose
+  proto method says `idempotency_level = NO_SIDE_EFFECTS`: the GET routes and
+  the compares); any other route answers it 403 naming the token and the method.
 """
 
 
