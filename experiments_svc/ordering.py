@@ -8,8 +8,10 @@ comparison are two-valued):
 - `created_at`, `updated_at`: the column;
 - `metrics.<key>`, `parameters.<key>`: a rank (finite numbers first, then
   strings, then every row where the key is missing or holds anything else,
-  in both directions), the number, and the string, the last two in the
-  key's direction; strings in code-point order on both databases.
+  in both directions), the number, and the string; strings in code-point
+  order on both databases. All three run in the key's direction (the rank's
+  values are reversed for a descending key), so an order whose keys share
+  one direction pages by a single row-value comparison.
 
 The row's id ends every order, in the direction of the last key. A page
 token holds the last row's value of every part, as the database computed
@@ -37,7 +39,8 @@ FIELDS = Fields(columns=TIME_COLUMNS, maps=("metrics", "parameters"))
 BEST_OF = "metrics"
 DEFAULT = (OrderKey(Field("created_at"), descending=True),)
 
-# The rank of a map entry: numbers, then strings, then the rest.
+# The rank of a map entry: numbers, then strings, then the rest (reversed
+# for a descending key).
 _NUMBER, _STRING, _OTHER = 0, 1, 2
 
 
@@ -104,12 +107,16 @@ class SortOrder:
         kind = json_kind(self._dialect, column, key.field.key)
         numbers = KINDS[self._dialect]["number"]
         strings = KINDS[self._dialect]["string"]
-        rank = case((kind.in_(numbers), _NUMBER), (kind.in_(strings), _STRING), else_=_OTHER)
+        # The rank runs in the key's direction too (numbers highest when
+        # descending), so that every part of a key shares one direction and
+        # an order of one direction pages by one row-value comparison.
+        first, last = (_OTHER, _NUMBER) if down else (_NUMBER, _OTHER)
+        rank = case((kind.in_(numbers), first), (kind.in_(strings), _STRING), else_=last)
         # CASE keeps each cast off the values that are not of its kind.
         number = case((kind.in_(numbers), column[key.field.key].as_float()), else_=0.0)
         text = case((kind.in_(strings), column[key.field.key].as_string()), else_=literal(""))
         return [
-            _Part(rank, False, "rank", f"_order_{index}"),
+            _Part(rank, down, "rank", f"_order_{index}"),
             _Part(number, down, "number", f"_order_{index + 1}"),
             _Part(ordered_text(self._dialect, text), down, "text", f"_order_{index + 2}"),
         ]
