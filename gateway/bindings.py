@@ -2,8 +2,10 @@
 
 Every unary method with a `google.api.http` rule (and each of its
 `additional_bindings`) becomes one `Binding`; the `research.http.v1.response`
-option of the method, when present, says how success is answered. Nothing
-here knows any particular service: a new annotated method is a new route.
+option of the method, when present, says how success is answered, and
+`research.http.v1.request` which request headers set fields of the request
+(`If-Match`) or decide the answer (`If-None-Match`). Nothing here knows any
+particular service: a new annotated method is a new route.
 """
 
 from __future__ import annotations
@@ -48,6 +50,18 @@ class ResponseRule:
     created_status: int = 201
     location: PathTemplate | None = None
     next_page: NextPage | None = None
+    # Path of the string field of the response sent as `ETag`.
+    etag_field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRule:
+    """Which conditional headers a method takes (`research.http.v1.RequestRule`)."""
+
+    # The string field of the request that takes `If-Match`'s tag, or "*".
+    if_match_field: str | None = None
+    # `If-None-Match` naming the response's etag is answered 304.
+    if_none_match: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,7 @@ class Binding:
     # (path in the rendered JSON, "*" for any map key or list item; the
     # request's repeated string field).
     key_orders: tuple[tuple[tuple[str, ...], str], ...] = ()
+    request: RequestRule = RequestRule()
 
     @property
     def name(self) -> str:
@@ -97,13 +112,18 @@ def bindings_for(service: ServiceDescriptor, upstream: str) -> list[Binding]:
             continue
         rule = options.Extensions[annotations_pb2.http]
         response = _response_rule(method, options)
+        request = _request_rule(method, options, response)
         for each in (rule, *rule.additional_bindings):
-            bindings.append(_binding(method, each, response, upstream))
+            bindings.append(_binding(method, each, response, request, upstream))
     return bindings
 
 
 def _binding(
-    method: MethodDescriptor, rule: http_pb2.HttpRule, response: ResponseRule, upstream: str
+    method: MethodDescriptor,
+    rule: http_pb2.HttpRule,
+    response: ResponseRule,
+    conditions: RequestRule,
+    upstream: str,
 ) -> Binding:
     pattern = rule.WhichOneof("pattern")
     if pattern in _PATTERNS:
@@ -120,6 +140,7 @@ def _binding(
         _resolve(request, rule.body, f"{method.full_name} body")
     if rule.response_body:
         _resolve(reply, rule.response_body, f"{method.full_name} response_body")
+    _check_conditions(method, conditions, verb, template, rule.body)
     return Binding(
         upstream=upstream,
         http_method=verb,
@@ -132,7 +153,28 @@ def _binding(
         response_body=rule.response_body or None,
         response=response,
         key_orders=tuple(_key_orders(reply, request, (), set())),
+        request=conditions,
     )
+
+
+def _check_conditions(
+    method: MethodDescriptor, rule: RequestRule, verb: str, template: PathTemplate, body: str
+) -> None:
+    """A header may set only a field nothing else of the binding binds, and
+    `If-None-Match` only where answering 304 after the call is harmless."""
+    where = f"{method.full_name} request"
+    field = rule.if_match_field
+    if field is not None:
+        head = field.split(".", 1)[0]
+        if field in {c.field for c in template.captures}:
+            raise TemplateError(f"{where}: if_match_field {field!r} is a path variable")
+        if body not in ("", "*") and head == body.split(".", 1)[0]:
+            raise TemplateError(f"{where}: if_match_field {field!r} is in the body {body!r}")
+    # The 304 is decided on the answer, once the call is made: only a safe
+    # method may have been called for nothing (RFC 9110 §13.2.1 would have
+    # any other method refused with 412 before it runs).
+    if rule.if_none_match and verb != "GET":
+        raise TemplateError(f"{where}: if_none_match on {verb}; only GET answers 304")
 
 
 def _key_orders(
@@ -179,13 +221,32 @@ def _response_rule(method: MethodDescriptor, options: Any) -> ResponseRule:
     location = parse_template(rule.location) if rule.location else None
     for capture in location.captures if location else ():
         _resolve(method.output_type, capture.field, f"{method.full_name} location")
+    etag_field = rule.etag_field or None
+    if etag_field is not None:
+        _string_field(method.output_type, etag_field, f"{method.full_name} etag_field")
     return ResponseRule(
         status=rule.status or 200,
         created_field=created_field,
         created_status=rule.created_status or 201,
         location=location,
         next_page=_next_page(method, rule),
+        etag_field=etag_field,
     )
+
+
+def _request_rule(method: MethodDescriptor, options: Any, response: ResponseRule) -> RequestRule:
+    if not options.HasExtension(response_pb2.request):
+        return RequestRule()
+    rule = options.Extensions[response_pb2.request]
+    where = f"{method.full_name} request"
+    if_match_field = rule.if_match_field or None
+    if if_match_field is not None:
+        _string_field(method.input_type, if_match_field, f"{where} if_match_field")
+    if rule.if_none_match and response.etag_field is None:
+        raise TemplateError(
+            f"{where}: if_none_match needs the response rule's etag_field (the tag it compares)"
+        )
+    return RequestRule(if_match_field=if_match_field, if_none_match=rule.if_none_match)
 
 
 def _next_page(method: MethodDescriptor, rule: Any) -> NextPage | None:
@@ -201,9 +262,16 @@ def _next_page(method: MethodDescriptor, rule: Any) -> NextPage | None:
         (method.output_type, page.token_field),
         (method.input_type, page.request_field),
     ):
-        if _resolve(message, name, where).type != FieldDescriptor.TYPE_STRING:
-            raise TemplateError(f"{where}: {message.full_name}.{name} must be a string field")
+        _string_field(message, name, where)
     return page
+
+
+def _string_field(message: Descriptor, path: str, where: str) -> FieldDescriptor:
+    """The singular string field `path` names in `message`, or TemplateError."""
+    field = _resolve(message, path, where)
+    if field.type != FieldDescriptor.TYPE_STRING or field.is_repeated:
+        raise TemplateError(f"{where}: {message.full_name}.{path} must be a string field")
+    return field
 
 
 def _resolve(message: Descriptor, path: str, where: str) -> FieldDescriptor:

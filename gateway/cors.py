@@ -12,10 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# Request headers a browser script may send.
-ALLOWED_HEADERS = ("authorization", "content-type", "grpc-timeout", "x-request-id")
-# Response headers a browser script may read besides the CORS-safelisted ones.
-EXPOSED_HEADERS = "link, location, x-request-id"
+# Request headers a browser script may send (If-Match and If-None-Match for
+# the methods that take entity tags: a script edits what it read, AIP-154).
+ALLOWED_HEADERS = (
+    "authorization",
+    "content-type",
+    "grpc-timeout",
+    "if-match",
+    "if-none-match",
+    "x-request-id",
+)
+# Response headers a browser script may read besides the CORS-safelisted
+# ones; ETag is not safelisted, and a script needs it for If-Match.
+EXPOSED_HEADERS = "etag, link, location, x-request-id"
 # Seconds a browser may cache a preflight answer.
 MAX_AGE = "600"
 

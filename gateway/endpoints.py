@@ -33,6 +33,7 @@ from gateway.http import (
     read_body,
 )
 from gateway.layers import ACTOR, QUIET, ROUTE, request_of
+from gateway.preconditions import entity_tag, read_conditions
 from gateway.responses import Response
 from gateway.routing import Match, PathError, Router, WrongMethod
 from gateway.templates import PathTemplate, parse_template
@@ -154,6 +155,7 @@ def _transcoder(binding: Binding, settings: Settings, upstreams: Upstreams) -> E
 
     async def transcode(request: Request, receive: Receive, variables: dict[str, str]) -> Response:
         timeout = request.timeout(settings.timeout, settings.max_timeout)
+        conditions = read_conditions(binding.request, request)
         raw = await read_body(request, receive, settings.max_body_bytes, timeout)
         body: Any = NO_BODY
         if raw.strip():
@@ -163,7 +165,9 @@ def _transcoder(binding: Binding, settings: Settings, upstreams: Upstreams) -> E
                 )
             request.check_json_content_type()
             body = parse_json(raw)
-        message = build_request(binding, variables, request.query_params(), body)
+        message = build_request(
+            binding, variables, request.query_params(), body, conditions.if_match
+        )
         metadata = [(REQUEST_ID_HEADER, request.request_id)]
         authorization = request.headers.get("authorization")
         if authorization is not None:
@@ -177,7 +181,14 @@ def _transcoder(binding: Binding, settings: Settings, upstreams: Upstreams) -> E
         except aio.AioRpcError as error:
             raise HttpError.from_rpc(error, binding.upstream, timeout) from None
         reply = build_reply(binding, response, message)
+        tag = entity_tag(reply.etag) if reply.etag else None
+        etag = [("etag", tag)] if tag else []
+        if conditions.not_modified(reply.etag):
+            # RFC 9110 §15.4.5: no body, and of the 200's headers those a
+            # cache needs to update what it holds: the ETag.
+            return Response.json(304, None, etag)
         headers = [("location", reply.location)] if reply.location else []
+        headers += etag
         if reply.next_page_token:
             link = next_link(binding, reply.next_page_token, request.path, request.query)
             headers.append(("link", link))

@@ -51,7 +51,7 @@ class ClientGone(Exception):
 class Request:
     """The parts of an ASGI HTTP request the gateway uses."""
 
-    __slots__ = ("headers", "method", "oversized_head", "path", "query", "request_id")
+    __slots__ = ("headers", "lines", "method", "oversized_head", "path", "query", "request_id")
 
     def __init__(self, scope: Scope) -> None:
         self.method: str = scope["method"]
@@ -62,6 +62,7 @@ class Request:
         self.path = (raw.decode("latin-1") if raw else quote(scope["path"])).split("?", 1)[0]
         self.query: bytes = scope.get("query_string", b"")
         self.headers: dict[str, str] = {}
+        self.lines: list[tuple[bytes, bytes]] = scope["headers"]
         for key, value in scope["headers"]:
             self.headers[key.decode("latin-1").lower()] = value.decode("latin-1")
         given = self.headers.get(REQUEST_ID_HEADER, "")
@@ -78,6 +79,15 @@ class Request:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes",
             )
+
+    def field_value(self, name: str) -> str | None:
+        """Every line of the header `name` (lower case), joined with ", " as
+        RFC 9110 §5.3 combines a list header sent on several lines; None
+        when absent. `headers` keeps the last line only, which would drop
+        all but one of the tags of `If-Match: "a"` `If-Match: "b"`."""
+        key = name.encode("latin-1")
+        found = [value.decode("latin-1") for raw, value in self.lines if raw.lower() == key]
+        return ", ".join(found) if found else None
 
     def query_params(self) -> dict[str, list[str]]:
         """Every parameter and its values in order; 400 on bad encoding."""

@@ -48,7 +48,10 @@ class Response:
         raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.headers]
         if self.content_type is not None:
             raw.append((b"content-type", self.content_type.encode("latin-1")))
-        raw.append((b"content-length", str(len(self.body)).encode()))
+        # A 304's Content-Length would have to be the 200's (RFC 9110 §8.6),
+        # which a 304 does not know: it has none.
+        if self.status != 304:
+            raw.append((b"content-length", str(len(self.body)).encode()))
         await send({"type": "http.response.start", "status": self.status, "headers": raw})
         await send({"type": "http.response.body", "body": b"" if head else self.body})
 

@@ -12,11 +12,16 @@ following the binding's `google.api.http` rule:
   caller gives none: a field present replaces, a present `null` clears, an
   absent field is untouched (as grpc-gateway does);
 - `response_body` picks the field answered; `research.http.v1.response`
-  decides the status and the `Location` header.
+  decides the status, the `Location` header and the entity tag (`ETag`);
+- the field `research.http.v1.request` names takes the `If-Match` tag
+  (`gateway.preconditions` parses the header); it is set by that header
+  only, never by the query string or the body, so that one request cannot
+  carry two conditions.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_plus
@@ -26,7 +31,10 @@ from google.protobuf.message import Message
 from gateway.bindings import Binding
 from gateway.errors import HttpError
 from gateway.parsing import FieldError, parse_field, parse_into, set_from_text
+from gateway.preconditions import IF_MATCH, entity_tag
 from gateway.rendering import render, render_field
+
+log = logging.getLogger("gateway.transcoding")
 
 # The `body` of a request that had none (distinct from a JSON `null`).
 NO_BODY: Any = object()
@@ -40,6 +48,8 @@ class Reply:
     body: Any  # JSON-ready; ignored when status is 204
     location: str | None
     next_page_token: str | None = None
+    # The response's entity tag (the `ETag` header's, without quotes).
+    etag: str | None = None
 
 
 def build_request(
@@ -47,9 +57,12 @@ def build_request(
     variables: dict[str, str],
     query: dict[str, list[str]],
     body: Any = NO_BODY,
+    if_match: str | None = None,
 ) -> Message:
     """The request message; HttpError 400 naming the field on bad input.
-    `body` is the parsed JSON body, or absent when the request had none."""
+    `body` is the parsed JSON body, or absent when the request had none;
+    `if_match` the tag of an `If-Match` header (or "*"), for a binding that
+    takes one."""
     request = binding.request_class()
     try:
         if body is not NO_BODY:
@@ -59,9 +72,22 @@ def build_request(
         _apply_query(binding, request, query, variables)
         if body is not NO_BODY:
             _mask_and_body(binding, request, body)
+        _apply_if_match(binding, request, if_match)
     except FieldError as error:
         raise HttpError.bad_request(str(error), error.path or None) from None
     return request
+
+
+def _apply_if_match(binding: Binding, request: Message, tag: str | None) -> None:
+    field = binding.request.if_match_field
+    if field is None:
+        return
+    # Only a `body: "*"` can have set it: the query refuses it, and a path
+    # variable or a body field never holds it (checked in bindings).
+    if _text(request, field):
+        raise FieldError(field, f"is taken from the {IF_MATCH} header, not from the body")
+    if tag is not None:
+        set_from_text(request, field, [tag], field)
 
 
 def _apply_body(binding: Binding, request: Message, body: Any) -> None:
@@ -124,8 +150,11 @@ def _mask_and_body(binding: Binding, request: Message, body: Any) -> None:
 def _apply_query(
     binding: Binding, request: Message, query: dict[str, list[str]], variables: dict[str, str]
 ) -> None:
+    header_field = binding.request.if_match_field
     for name, values in query.items():
         root = name.split(".", 1)[0]
+        if name == header_field:
+            raise FieldError(name, f"is taken from the {IF_MATCH} header, not the query string")
         if binding.body == "*" or root == binding.body or name in variables:
             raise FieldError(name, "is not a query parameter of this route (unknown parameter)")
         if root not in request.DESCRIPTOR.fields_by_name:
@@ -142,8 +171,8 @@ def _apply_query(
 
 
 def build_reply(binding: Binding, response: Message, request: Message | None = None) -> Reply:
-    """Status, JSON body and `Location` of a successful call; `request`
-    gives the key order of `key_order` maps."""
+    """Status, JSON body, `Location` and entity tag of a successful call;
+    `request` gives the key order of `key_order` maps."""
     rule = binding.response
     status = rule.status
     created = status == 201
@@ -156,8 +185,9 @@ def build_reply(binding: Binding, response: Message, request: Message | None = N
         )
     next_page = rule.next_page
     token = getattr(response, next_page.token_field) if next_page is not None else None
+    etag = _etag(binding, response)
     if status == 204:
-        return Reply(status, None, location, token or None)
+        return Reply(status, None, location, token or None, etag)
     if binding.response_body:
         body = render_field(response, binding.response_body)
     else:
@@ -165,7 +195,21 @@ def build_reply(binding: Binding, response: Message, request: Message | None = N
         if request is not None:
             for path, field in binding.key_orders:
                 _order_keys(body, path, list(getattr(request, field)))
-    return Reply(status, body, location, token or None)
+    return Reply(status, body, location, token or None, etag)
+
+
+def _etag(binding: Binding, response: Message) -> str | None:
+    """The response's entity tag when the rule names one and it is set."""
+    field = binding.response.etag_field
+    tag = _text(response, field) if field is not None else ""
+    if not tag:
+        return None
+    if entity_tag(tag) is None:
+        # The service's bug, but not the caller's problem: the answer is
+        # still right, it only cannot be made conditional.
+        log.warning("%s answered an etag that is no entity tag: %r", binding.name, tag[:100])
+        return None
+    return tag
 
 
 def next_link(binding: Binding, token: str, path: str, raw_query: bytes) -> str:

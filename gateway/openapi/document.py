@@ -1,8 +1,9 @@
 """The gateway's OpenAPI 3.0.3 document, built at start-up from the bindings
 the router serves: the routes, their parameters and bodies, and the answers
-they give come from the `google.api.http` and `research.http.v1.response`
-rules, the schemas from the message descriptors (`gateway/openapi/schemas.py`),
-and the descriptions from the proto comments (`gateway/openapi/comments.py`).
+they give come from the `google.api.http`, `research.http.v1.response` and
+`research.http.v1.request` rules, the schemas from the message descriptors
+(`gateway/openapi/schemas.py`), and the descriptions from the proto comments
+(`gateway/openapi/comments.py`).
 Nothing here names a service: an annotated method is documented as it is routed.
 """
 
@@ -19,7 +20,13 @@ from google.protobuf.descriptor import ServiceDescriptor
 from gateway.bindings import Binding
 from gateway.openapi.comments import Comments
 from gateway.openapi.errors import error_components, error_responses
-from gateway.openapi.parameters import openapi_path, path_parameters, query_parameters
+from gateway.openapi.parameters import (
+    header_fields,
+    header_parameters,
+    openapi_path,
+    path_parameters,
+    query_parameters,
+)
 from gateway.openapi.schemas import Schema, Schemas, nullable
 
 log = logging.getLogger("gateway.openapi")
@@ -114,6 +121,7 @@ def _operation(binding: Binding, schemas: Schemas, shown: dict[str, str]) -> dic
     operation["parameters"] = [
         *path_parameters(binding, schemas, shown),
         *query_parameters(binding, schemas),
+        *header_parameters(binding, schemas),
         {"$ref": "#/components/parameters/RequestId"},
         {"$ref": "#/components/parameters/GrpcTimeout"},
     ]
@@ -121,7 +129,10 @@ def _operation(binding: Binding, schemas: Schemas, shown: dict[str, str]) -> dic
         operation["requestBody"] = _request_body(binding, schemas)
     operation["responses"] = {
         **_success(binding, schemas),
-        **error_responses(takes_body=binding.body is not None),
+        **error_responses(
+            takes_body=binding.body is not None,
+            if_match=binding.request.if_match_field is not None,
+        ),
     }
     return operation
 
@@ -129,8 +140,8 @@ def _operation(binding: Binding, schemas: Schemas, shown: dict[str, str]) -> dic
 def _request_body(binding: Binding, schemas: Schemas) -> dict[str, Any]:
     body: dict[str, Any] = {}
     field = binding.body_field
-    if field is None:  # body "*": the request less what the path binds
-        bound = frozenset(c.field for c in binding.template.captures)
+    if field is None:  # body "*": the request less what the path and headers bind
+        bound = frozenset(c.field for c in binding.template.captures) | header_fields(binding)
         schema = schemas.object(binding.input, input=True, without=bound)
         body["required"] = False  # no body is an empty request
     else:  # a repeated field takes a bare JSON array
@@ -148,14 +159,19 @@ def _success(binding: Binding, schemas: Schemas) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     location = rule.location.source if rule.location else None
     if rule.status == 204:
-        answers["204"] = {"description": "Done; no content.", "headers": _request_id()}
+        answers["204"] = {
+            "description": "Done; no content.",
+            "headers": _headers(None, rule.etag_field),
+        }
     else:
         created = rule.status == 201
         text = "Created." if created else "OK."
         if rule.created_field:
             text = f"{text[:-1]}: `{rule.created_field}` is false (the resource already existed)."
         answers[str(rule.status)] = _answer(
-            text, _response_schema(binding, schemas), location if created else None
+            text,
+            _response_schema(binding, schemas),
+            _headers(location if created else None, rule.etag_field),
         )
         if rule.next_page is not None:
             answers[str(rule.status)]["headers"]["Link"] = {
@@ -170,23 +186,43 @@ def _success(binding: Binding, schemas: Schemas) -> dict[str, Any]:
     if rule.created_field:
         text = f"Created: `{rule.created_field}` is true (this call made the resource)."
         answers[str(rule.created_status)] = _answer(
-            text, _response_schema(binding, schemas), location
+            text, _response_schema(binding, schemas), _headers(location, rule.etag_field)
         )
+    if binding.request.if_none_match:
+        answers["304"] = {
+            "description": "Not Modified: `If-None-Match` names the entity tag the answer "
+            "would carry. No body.",
+            "headers": _headers(None, rule.etag_field),
+        }
     return answers
 
 
-def _answer(text: str, schema: Schema, location: str | None) -> dict[str, Any]:
+def _answer(text: str, schema: Schema, headers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": text,
+        "headers": headers,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def _headers(location: str | None, etag_field: str | None) -> dict[str, Any]:
+    """The headers of a success answer: the request id, and `Location` and
+    `ETag` where the response rule sends them."""
     headers = _request_id()
     if location:
         headers["Location"] = {
             "description": f"Path of the resource, `{location}`.",
             "schema": {"type": "string"},
         }
-    return {
-        "description": text,
-        "headers": headers,
-        "content": {"application/json": {"schema": schema}},
-    }
+    if etag_field:
+        headers["ETag"] = {
+            "description": f"The entity tag of the answer: the response's `{etag_field}` in "
+            "double quotes (RFC 9110), sent when it is set. Send it back as `If-Match` to "
+            "change the resource only as it was read, or as `If-None-Match` to be answered "
+            "304 while it is current, where the route takes them.",
+            "schema": {"type": "string"},
+        }
+    return headers
 
 
 def _response_schema(binding: Binding, schemas: Schemas) -> Schema:

@@ -58,6 +58,12 @@ _ERRORS: dict[int, tuple[str, str]] = {
     503: ("Unavailable", "An upstream service, or a store behind it, is unreachable."),
     504: ("GatewayTimeout", "The upstream service did not answer within the deadline."),
 }
+# The 409 of a method that takes `If-Match`, in place of the shared one.
+_IF_MATCH_CONFLICT = (
+    "IfMatchConflict",
+    "`If-Match` does not name the resource's current entity tag, and nothing was written; "
+    "or the resource already exists.",
+)
 # Answered by the gateway itself, for a request that has a body.
 _BODY_ERRORS = {413, 415}
 _GATEWAY_CODES = {413: "RESOURCE_EXHAUSTED", 415: "INVALID_ARGUMENT"}
@@ -89,7 +95,10 @@ def error_components() -> dict[str, Any]:
     """The `components` the error answers, parameters and security refer to."""
     return {
         "schemas": {"Error": ERROR_SCHEMA},
-        "responses": {name: _response(status, when) for status, (name, when) in _ERRORS.items()},
+        "responses": {
+            **{name: _response(status, when) for status, (name, when) in _ERRORS.items()},
+            _IF_MATCH_CONFLICT[0]: _response(409, _IF_MATCH_CONFLICT[1]),
+        },
         "parameters": {
             "RequestId": {
                 "name": "X-Request-Id",
@@ -117,10 +126,14 @@ def error_components() -> dict[str, Any]:
     }
 
 
-def error_responses(*, takes_body: bool) -> dict[str, Any]:
-    """An operation's error answers, by status."""
+def error_responses(*, takes_body: bool, if_match: bool = False) -> dict[str, Any]:
+    """An operation's error answers, by status; `if_match`: its 409 also
+    says what a stale `If-Match` gets."""
+    names = {status: name for status, (name, _) in _ERRORS.items()}
+    if if_match:
+        names[409] = _IF_MATCH_CONFLICT[0]
     return {
         str(status): {"$ref": f"#/components/responses/{name}"}
-        for status, (name, _) in _ERRORS.items()
+        for status, name in names.items()
         if takes_body or status not in _BODY_ERRORS
     }

@@ -1,6 +1,8 @@
 """The parameters of an operation: the path template in OpenAPI's form, its
-variables, and the query parameters the transcoder takes (`gateway/transcoding.py`):
-the fields neither the path nor the body binds."""
+variables, the query parameters the transcoder takes (`gateway/transcoding.py`):
+the fields neither the path nor the body nor a header binds, and the
+conditional headers of the `research.http.v1.request` rule
+(`gateway/preconditions.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.bindings import Binding
 from gateway.openapi.schemas import WELL_KNOWN, Schemas, scalar
+from gateway.preconditions import IF_MATCH, IF_NONE_MATCH
 from gateway.templates import PathTemplate
 
 _FIELD_MASK = "google.protobuf.FieldMask"
@@ -77,7 +80,7 @@ def query_parameters(binding: Binding, schemas: Schemas) -> Iterator[dict[str, A
     enums by name, fields of nested messages by their dotted path."""
     if binding.body == "*":
         return  # every field is the body's; any query parameter is 400
-    taken = {c.field for c in binding.template.captures}
+    taken = {c.field for c in binding.template.captures} | header_fields(binding)
     skip = {binding.body} if binding.body else set()
     for name, field in _query_fields(binding.input, "", taken, skip, frozenset()):
         parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}
@@ -97,6 +100,44 @@ def query_parameters(binding: Binding, schemas: Schemas) -> Iterator[dict[str, A
         if description:
             parameter["description"] = description
         yield parameter
+
+
+def header_fields(binding: Binding) -> frozenset[str]:
+    """The request fields a header sets, which no query or body may."""
+    field = binding.request.if_match_field
+    return frozenset() if field is None else frozenset({field})
+
+
+def header_parameters(binding: Binding, schemas: Schemas) -> Iterator[dict[str, Any]]:
+    """`If-Match` and `If-None-Match` where the binding's rules take them."""
+    field = binding.request.if_match_field
+    if field is not None:
+        comment = schemas.comments.get(_resolve(binding, field).full_name)
+        notes = [
+            "`*`, or one strong entity tag in its double quotes as `ETag` gives it; "
+            f"its tag, without the quotes, sets the field `{field}` (empty without the header).",
+            comment or "",
+            "A list of tags, a weak tag or an empty value is 400.",
+        ]
+        yield {
+            "name": IF_MATCH,
+            "in": "header",
+            "required": False,
+            "description": " ".join(note for note in notes if note),
+            "schema": {"type": "string", "pattern": '^(\\*|"[^"]*")$'},
+        }
+    if binding.request.if_none_match:
+        yield {
+            "name": IF_NONE_MATCH,
+            "in": "header",
+            "required": False,
+            "description": (
+                "`*`, or entity tags in double quotes separated by commas (`W/` is ignored: "
+                "the comparison is weak): when one is the `ETag` the answer would carry, "
+                "the answer is 304 Not Modified with no body."
+            ),
+            "schema": {"type": "string"},
+        }
 
 
 def _query_fields(

@@ -26,6 +26,9 @@ CONTRACT_ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/v1/tracking/runs/{run_id}/params", {"200"}),
     ("POST", "/api/v1/tracking/runs/compare", {"200"}),
     ("GET", "/api/v1/tracking/experiments", {"200"}),
+    ("GET", "/api/v1/experiments/{experiment_id}/revisions", {"200"}),
+    ("GET", "/api/v1/experiments/{experiment_id}/revisions/{revision}", {"200"}),
+    ("POST", "/api/v1/experiments/{experiment_id}:undelete", {"200"}),
 ]
 
 

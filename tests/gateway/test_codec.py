@@ -432,6 +432,9 @@ def test_every_field_is_present() -> None:
         "artifacts": {},
         "created_at": None,
         "updated_at": None,
+        "revision": 0,
+        "etag": "",
+        "deleted_at": None,
     }
 
 
@@ -455,6 +458,9 @@ def test_full_experiment() -> None:
         artifacts={"model": "s3://bucket/model.pkl"},
         created_at=timestamp("2024-05-06T07:08:09Z"),
         updated_at=timestamp("2024-05-06T07:08:09.250Z"),
+        revision=3,
+        etag="3-5f1e",
+        deleted_at=timestamp("2024-05-07T00:00:00Z"),
     )
     rendered = render(experiment)
     assert rendered == {
@@ -470,6 +476,9 @@ def test_full_experiment() -> None:
         "artifacts": {"model": "s3://bucket/model.pkl"},
         "created_at": "2024-05-06T07:08:09Z",
         "updated_at": "2024-05-06T07:08:09.250Z",
+        "revision": 3,
+        "etag": "3-5f1e",
+        "deleted_at": "2024-05-07T00:00:00Z",
     }
     assert type(rendered["parameters"]["n_estimators"]) is int
     assert type(rendered["metrics"]["trades"]) is int

@@ -165,7 +165,26 @@ def behaviours(w: ModuleType) -> dict[str, Handler]:
             trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
         )
 
+    async def get_versioned(request: Any, context: Any) -> Any:
+        # "untagged" has no etag; "quoted" one no ETag header can carry.
+        etag = {"untagged": "", "quoted": 'a"b'}.get(request.name, f"e-{request.name}")
+        return w.GetVersionedResponse(versioned=w.Versioned(name=request.name, etag=etag))
+
+    async def update_versioned(request: Any, context: Any) -> Any:
+        return w.Versioned(name=request.versioned.name, etag="e2", note=request.versioned.note)
+
+    async def restore_versioned(request: Any, context: Any) -> Any:
+        return w.Versioned(name=request.name, etag="e3", note=request.reason)
+
+    async def get_version(request: Any, context: Any) -> Any:
+        return w.Versioned(name=request.name, version=request.version)
+
     return {
+        "GetVersioned": get_versioned,
+        "UpdateVersioned": update_versioned,
+        "DeleteVersioned": delete_widget,
+        "RestoreVersioned": restore_versioned,
+        "GetVersion": get_version,
         "GetWidget": get_widget,
         "UpdateWidget": update_widget,
         "DeleteWidget": delete_widget,
@@ -602,3 +621,261 @@ async def test_upstream_status_details_are_rendered(demo: Demo, code: str, statu
             }
         ],
     )
+
+
+# --- entity tags and conditional requests (research.http.v1 options) ----------
+
+BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
+IF_MATCH_FORM = (
+    "If-Match must be * or one strong entity tag in double quotes, as the ETag header gives "
+    'it (If-Match: "<etag>")'
+)
+IF_NONE_MATCH_FORM = (
+    "If-None-Match must be * or entity tags in double quotes separated by commas, as the "
+    'ETag header gives them (If-None-Match: "<etag>")'
+)
+
+
+def versioned_json(name: str, etag: str = "", version: int = 0, note: str = "") -> dict[str, Any]:
+    return {"name": name, "etag": etag, "version": version, "note": note}
+
+
+def assert_names_header(response: httpx.Response, header: str, message: str) -> None:
+    """400 INVALID_ARGUMENT whose BadRequest names the header."""
+    assert response.status_code == 400, response.text
+    violation = {"field": header, "description": message}
+    assert response.json() == error_body(
+        3, message, [{"@type": BAD_REQUEST, "field_violations": [violation]}]
+    )
+
+
+async def test_etag_is_the_quoted_response_field(demo: Demo) -> None:
+    response = await demo.http.get("/v1/versioned/a")
+    assert response.status_code == 200
+    assert response.headers["etag"] == '"e-a"'
+    # response_body picks the message; the tag is read from the response.
+    assert response.json() == versioned_json("a", "e-a")
+    head = await demo.http.head("/v1/versioned/a")
+    assert head.status_code == 200
+    assert head.headers["etag"] == '"e-a"'
+    assert head.headers["content-length"] == response.headers["content-length"]
+    assert head.content == b""
+    # An empty etag sends no header.
+    untagged = await demo.http.get("/v1/versioned/untagged")
+    assert untagged.status_code == 200
+    assert "etag" not in untagged.headers
+    # Nor does one that no header can carry: the answer itself is still right.
+    quoted = await demo.http.get("/v1/versioned/quoted")
+    assert quoted.status_code == 200
+    assert "etag" not in quoted.headers
+    assert quoted.json() == versioned_json("quoted", 'a"b')
+    # A method without etag_field sends none.
+    plain = await demo.http.get("/v1/versioned/a/versions/1")
+    assert "etag" not in plain.headers
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        '"e-a"',
+        'W/"e-a"',  # If-None-Match compares weakly
+        '"x", "e-a"',
+        '"x" ,, W/"e-a"',  # empty list elements are allowed
+        "*",
+        ['"x"', '"e-a"'],  # a list sent on two lines
+    ],
+)
+async def test_if_none_match_naming_the_etag_is_304_with_no_body(
+    demo: Demo, given: str | list[str]
+) -> None:
+    lines = [given] if isinstance(given, str) else given
+    headers = [("If-None-Match", line) for line in lines]
+    for method in ("GET", "HEAD"):
+        response = await demo.http.request(method, "/v1/versioned/a", headers=headers)
+        assert response.status_code == 304, (method, given)
+        assert response.content == b""
+        assert response.headers["etag"] == '"e-a"'
+        assert "content-type" not in response.headers
+        # A 304's length could only be the 200's (RFC 9110 §8.6).
+        assert "content-length" not in response.headers
+        assert "x-request-id" in response.headers
+    # The service answered both: the 304 is decided on its answer.
+    assert [name for name, _ in demo.calls] == ["GetVersioned", "GetVersioned"]
+
+
+@pytest.mark.parametrize("given", ['"x"', '"e-a2"', 'W/"e-"', "", ","])
+async def test_if_none_match_naming_another_etag_is_answered(demo: Demo, given: str) -> None:
+    response = await demo.http.get("/v1/versioned/a", headers={"If-None-Match": given})
+    assert response.status_code == 200, given
+    assert response.headers["etag"] == '"e-a"'
+    assert response.json() == versioned_json("a", "e-a")
+
+
+async def test_a_comma_inside_an_entity_tag_is_part_of_it(demo: Demo) -> None:
+    response = await demo.http.get("/v1/versioned/a,b", headers={"If-None-Match": '"e-a,b"'})
+    assert response.status_code == 304
+    assert response.headers["etag"] == '"e-a,b"'
+
+
+@pytest.mark.parametrize("given", ["e-a", '"e-a" "x"', '"e-a', "W/e-a", '"e a"', '*, "e-a"'])
+async def test_a_malformed_if_none_match_is_400_naming_it(demo: Demo, given: str) -> None:
+    response = await demo.http.get("/v1/versioned/a", headers={"If-None-Match": given})
+    assert_names_header(response, "If-None-Match", f"{IF_NONE_MATCH_FORM}; got {given!r}")
+    assert demo.calls == []
+
+
+async def test_if_match_sets_the_request_field(demo: Demo) -> None:
+    w = demo.widgets
+    mask = field_mask_pb2.FieldMask(paths=["note"])
+    updated = await demo.http.patch(
+        "/v1/versioned/a", json={"note": "n"}, headers={"If-Match": '"e-a"'}
+    )
+    assert updated.status_code == 200
+    assert updated.headers["etag"] == '"e2"'
+    assert updated.json() == versioned_json("a", "e2", note="n")
+    star = await demo.http.patch("/v1/versioned/a", json={"note": "n"}, headers={"If-Match": "*"})
+    assert star.status_code == 200
+    # Without If-Match the field stays empty: the service's "no condition".
+    bare = await demo.http.patch("/v1/versioned/a", json={"note": "n"})
+    assert bare.status_code == 200
+    # Any etagc character, '!' and '#' to '~' and obs-text, is the tag's.
+    odd = await demo.http.patch(
+        "/v1/versioned/a", json={"note": "n"}, headers={"If-Match": '"!#~,W/"'}
+    )
+    assert odd.status_code == 200
+    versioned = w.Versioned(name="a", note="n")
+    assert demo.calls == [
+        ("UpdateVersioned", w.UpdateVersionedRequest(versioned=versioned, etag=e, update_mask=mask))
+        for e in ("e-a", "*", "", "!#~,W/")
+    ]
+
+
+async def test_if_match_on_a_delete(demo: Demo) -> None:
+    w = demo.widgets
+    response = await demo.http.delete("/v1/versioned/a", headers={"If-Match": '"e-a"'})
+    assert response.status_code == 204
+    assert response.content == b""
+    assert "etag" not in response.headers  # the rule names no etag_field
+    assert demo.only_call() == ("DeleteVersioned", w.DeleteVersionedRequest(name="a", etag="e-a"))
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("e-a", None),
+        ("W/e-a", None),
+        ('"e-a', None),
+        ('"e a"', None),
+        ('"e-a" x', None),
+        ('"e-a"; "b"', None),
+        ("*, *", None),
+        ('*, "e-a"', None),
+        ("", "it is empty"),
+        (",", "it is empty"),
+        ('"e-a", "b"', "it lists 2 tags"),
+        ('W/"e-a"', "a weak tag (W/) never matches: If-Match compares strongly"),
+        ('""', 'the empty tag "" is no resource\'s'),
+        ('"*"', 'the tag "*" would read as any: send * without quotes'),
+    ],
+)
+async def test_a_malformed_if_match_is_400_naming_it(
+    demo: Demo, given: str, problem: str | None
+) -> None:
+    response = await demo.http.patch(
+        "/v1/versioned/a", json={"note": "n"}, headers={"If-Match": given}
+    )
+    reason = f": {problem}" if problem else ""
+    assert_names_header(response, "If-Match", f"{IF_MATCH_FORM}{reason}; got {given!r}")
+    assert demo.calls == []
+
+
+async def test_two_if_match_lines_are_two_tags(demo: Demo) -> None:
+    response = await demo.http.delete(
+        "/v1/versioned/a", headers=[("If-Match", '"e-a"'), ("If-Match", '"e-b"')]
+    )
+    message = f"{IF_MATCH_FORM}: it lists 2 tags; got " + repr('"e-a", "e-b"')
+    assert_names_header(response, "If-Match", message)
+    assert demo.calls == []
+
+
+async def test_the_if_match_field_is_set_by_the_header_only(demo: Demo) -> None:
+    query = await demo.http.delete("/v1/versioned/a?etag=e-a")
+    message = "etag is taken from the If-Match header, not the query string"
+    assert_names_header(query, "etag", message)
+    body = await demo.http.post("/v1/versioned/a:restore", json={"etag": "e-a"})
+    assert_names_header(body, "etag", "etag is taken from the If-Match header, not from the body")
+    assert demo.calls == []
+
+
+async def test_if_match_is_ignored_where_no_rule_takes_it(demo: Demo) -> None:
+    w = demo.widgets
+    response = await demo.http.get("/v1/versioned/a", headers={"If-Match": "not a tag"})
+    assert response.status_code == 200
+    assert demo.only_call() == ("GetVersioned", w.GetVersionedRequest(name="a"))
+
+
+async def test_custom_verb_with_body_star_takes_no_body_or_an_empty_object(demo: Demo) -> None:
+    w = demo.widgets
+    for content in (b"", b"{}", b"  "):
+        response = await demo.http.post(
+            "/v1/versioned/a:restore",
+            content=content,
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, (content, response.text)
+        assert response.headers["etag"] == '"e3"'
+        assert response.json() == versioned_json("a", "e3")
+    reasoned = await demo.http.post(
+        "/v1/versioned/a:restore", json={"reason": "back"}, headers={"If-Match": "*"}
+    )
+    assert reasoned.json() == versioned_json("a", "e3", note="back")
+    assert demo.calls == [
+        *[("RestoreVersioned", w.RestoreVersionedRequest(name="a"))] * 3,
+        ("RestoreVersioned", w.RestoreVersionedRequest(name="a", etag="*", reason="back")),
+    ]
+    # The verb's route has POST only; the same path with another method is
+    # the plain route, whose variable holds the ':'.
+    demo.calls.clear()
+    got = await demo.http.get("/v1/versioned/a:restore")
+    assert got.status_code == 200
+    assert demo.only_call() == ("GetVersioned", w.GetVersionedRequest(name="a:restore"))
+    # And the verb is a literal: another one is no route of POST.
+    other = await demo.http.post("/v1/versioned/a:remove")
+    assert other.status_code == 405
+    assert other.headers["allow"] == "DELETE, GET, HEAD, PATCH"
+
+
+async def test_an_int64_path_variable(demo: Demo) -> None:
+    w = demo.widgets
+    response = await demo.http.get("/v1/versioned/a/versions/9007199254740993")
+    assert response.status_code == 200
+    assert response.json() == versioned_json("a", version=9007199254740993)
+    # A negative number is a number: the service decides what it means.
+    negative = await demo.http.get("/v1/versioned/a/versions/-1")
+    assert negative.status_code == 200
+    assert demo.calls == [
+        ("GetVersion", w.GetVersionRequest(name="a", version=9007199254740993)),
+        ("GetVersion", w.GetVersionRequest(name="a", version=-1)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("abc", "version must be an integer, got 'abc'"),
+        ("1.5", "version must be an integer, got '1.5'"),
+        ("1e3", "version must be an integer, got '1e3'"),
+        ("%2B1", "version must be an integer, got '+1'"),
+        ("%20", "version must be an integer, got ' '"),
+        (
+            str(2**63),
+            f"version must be between {-(2**63)} and {2**63 - 1}, got {2**63}",
+        ),
+    ],
+)
+async def test_an_int64_path_variable_that_is_no_integer_is_400(
+    demo: Demo, given: str, message: str
+) -> None:
+    response = await demo.http.get(f"/v1/versioned/a/versions/{given}")
+    assert_names_header(response, "version", message)
+    assert demo.calls == []

@@ -353,7 +353,7 @@ async def test_a_preflight_from_the_allowed_origin_is_204(stack: Stack) -> None:
         headers={
             "Origin": ALLOWED_ORIGIN,
             "Access-Control-Request-Method": "PATCH",
-            "Access-Control-Request-Headers": "Content-Type, Authorization",
+            "Access-Control-Request-Headers": "Content-Type, Authorization, If-Match",
         },
     )
     assert response.status_code == 204
@@ -362,7 +362,7 @@ async def test_a_preflight_from_the_allowed_origin_is_204(stack: Stack) -> None:
     assert response.headers.get_list("access-control-allow-origin") == [ALLOWED_ORIGIN]
     assert response.headers.get_list("access-control-allow-methods") == ["DELETE, GET, HEAD, PATCH"]
     assert response.headers.get_list("access-control-allow-headers") == [
-        "authorization, content-type, grpc-timeout, x-request-id"
+        "authorization, content-type, grpc-timeout, if-match, if-none-match, x-request-id"
     ]
     assert response.headers["access-control-max-age"] == "600"
     assert response.headers.get_list("vary") == ["Origin"]
@@ -425,7 +425,9 @@ async def test_actual_requests_carry_cors_headers_for_the_allowed_origin_only(
     )
     assert allowed.status_code == 201
     assert allowed.headers.get_list("access-control-allow-origin") == [ALLOWED_ORIGIN]
-    assert allowed.headers["access-control-expose-headers"] == "link, location, x-request-id"
+    assert allowed.headers["access-control-expose-headers"] == (
+        "etag, link, location, x-request-id"
+    )
     assert allowed.headers["vary"] == "Origin"
     # Errors too, so that a script can read them.
     failed = await stack.http.get(f"{COLLECTION}/nope", headers={"Origin": ALLOWED_ORIGIN})

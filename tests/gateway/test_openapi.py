@@ -99,6 +99,59 @@ def test_created_answers_name_the_resource(document: dict[str, Any]) -> None:
     assert "content" not in deleted
 
 
+def test_entity_tags_and_conditional_headers(document: dict[str, Any]) -> None:
+    found = operations(document)
+    one = "/api/v1/experiments/{experiment_id}"
+
+    def headers(method: str, path: str) -> dict[str, dict[str, Any]]:
+        return {p["name"]: p for p in found[method, path]["parameters"] if p.get("in") == "header"}
+
+    # Every answer that carries one experiment sends its ETag.
+    for method, path, status in [
+        ("POST", "/api/v1/experiments", "201"),
+        ("GET", one, "200"),
+        ("PATCH", one, "200"),
+        ("POST", "/api/v1/experiments/import", "200"),
+        ("POST", "/api/v1/experiments/import", "201"),
+        ("POST", "/api/v1/experiments/{experiment_id}:undelete", "200"),
+    ]:
+        etag = found[method, path]["responses"][status]["headers"]["ETag"]
+        assert "`experiment.etag` in double quotes" in etag["description"], (method, path)
+    for method, path in [("GET", "/api/v1/experiments"), ("DELETE", one)]:
+        for answer in found[method, path]["responses"].values():
+            assert "ETag" not in answer.get("headers", {}), (method, path)
+    # GET takes If-None-Match and may answer 304, with no body.
+    get = found["GET", one]
+    assert set(headers("GET", one)) == {"If-None-Match"}
+    not_modified = get["responses"]["304"]
+    assert "content" not in not_modified
+    assert set(not_modified["headers"]) == {"X-Request-Id", "ETag"}
+    assert get["responses"]["409"] == {"$ref": "#/components/responses/Conflict"}
+    # PATCH and DELETE take If-Match onto `etag`, which is no query parameter,
+    # and their 409 says what a stale tag gets.
+    for method in ("PATCH", "DELETE"):
+        operation = found[method, one]
+        if_match = headers(method, one)["If-Match"]
+        assert if_match["required"] is False
+        assert "sets the field `etag`" in if_match["description"]
+        assert "ABORTED" in if_match["description"]  # the field's comment
+        assert "etag" not in {p.get("name") for p in operation["parameters"]}
+        assert "304" not in operation["responses"]
+        assert operation["responses"]["409"] == {"$ref": "#/components/responses/IfMatchConflict"}
+    conflict = document["components"]["responses"]["IfMatchConflict"]
+    assert conflict["description"].startswith("`If-Match` does not name the resource's current")
+    assert "ABORTED" in conflict["description"]
+    # Undelete: body "*" over a request whose only field is the path's.
+    undelete = found["POST", "/api/v1/experiments/{experiment_id}:undelete"]
+    body = undelete["requestBody"]
+    assert body["required"] is False
+    assert body["content"]["application/json"]["schema"]["properties"] == {}
+    assert not headers("POST", "/api/v1/experiments/{experiment_id}:undelete")
+    revision = found["GET", "/api/v1/experiments/{experiment_id}/revisions/{revision}"]
+    path_parameters = {p["name"]: p for p in revision["parameters"] if p.get("in") == "path"}
+    assert path_parameters["revision"]["schema"] == {"type": "integer", "format": "int64"}
+
+
 def test_every_error_has_the_one_error_body(document: dict[str, Any]) -> None:
     error = document["components"]["schemas"]["Error"]
     assert error["required"] == ["code", "message", "detail", "details"]
@@ -142,6 +195,7 @@ def test_parameters_and_bodies_follow_the_bindings(document: dict[str, Any]) -> 
         "dataset_version",
         "feature_version",
         "model_version",
+        "show_deleted",
     }
     assert "metrics.oos_sharpe best" in next(
         p["description"] for p in listing["parameters"] if p["name"] == "order_by"
@@ -284,6 +338,18 @@ def test_a_service_the_gateway_never_saw_gets_a_valid_document(tmp_path: Path) -
     imported = found["POST", "/v1/widgets:import"]
     assert success_statuses(imported) == {"200", "201"}
     assert "Location" in imported["responses"]["201"]["headers"]
+    # Entity tags from the research.http.v1 rules, for any service.
+    versioned = document["paths"]["/v1/versioned/{name}"]
+    assert "ETag" in versioned["get"]["responses"]["200"]["headers"]
+    assert "304" in versioned["get"]["responses"]
+    assert [p["name"] for p in versioned["delete"]["parameters"] if p.get("in") == "header"] == [
+        "If-Match"
+    ]
+    restore = found["POST", "/v1/versioned/{name}:restore"]
+    assert "ETag" in restore["responses"]["200"]["headers"]
+    # body "*": the field If-Match sets is not the body's.
+    restore_body = restore["requestBody"]["content"]["application/json"]["schema"]
+    assert set(restore_body["properties"]) == {"reason"}
 
 
 # --- real answers validate against the document --------------------------------
@@ -335,6 +401,13 @@ async def test_the_backbone_answers_as_documented(stack: Stack) -> None:
     await check("POST", imported, 200, imported, json=run)
     await check("GET", one, 404, "/api/v1/experiments/00000000-0000-4000-8000-000000000000")
     await check("DELETE", one, 204, f"/api/v1/experiments/{second['id']}")
+    undelete = "/api/v1/experiments/{experiment_id}:undelete"
+    await check("POST", undelete, 200, f"/api/v1/experiments/{second['id']}:undelete")
+    revisions = "/api/v1/experiments/{experiment_id}/revisions"
+    await check("GET", revisions, 200, f"/api/v1/experiments/{second['id']}/revisions")
+    revision = f"{revisions}/{{revision}}"
+    await check("GET", revision, 200, f"/api/v1/experiments/{second['id']}/revisions/1")
+    await check("GET", revision, 404, f"/api/v1/experiments/{second['id']}/revisions/99")
 
     runs = "/api/v1/tracking/runs"
     await check("GET", runs, 200, runs)

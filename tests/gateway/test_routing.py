@@ -58,6 +58,33 @@ def routed(router: Router[Binding], method: str, path: str) -> tuple[str, dict[s
         ("DELETE", "/api/v1/experiments/e1", "DeleteExperiment", {"experiment_id": "e1"}),
         ("POST", "/api/v1/experiments/compare", "CompareExperiments", {}),
         ("POST", "/api/v1/experiments/import", "ImportRun", {}),
+        ("POST", "/api/v1/experiments/e1:undelete", "UndeleteExperiment", {"experiment_id": "e1"}),
+        ("POST", "/api/v1/experiments/e1:undelete/", "UndeleteExperiment", {"experiment_id": "e1"}),
+        # Without the verb's method the ':' is the id's (GetExperiment says 400).
+        (
+            "GET",
+            "/api/v1/experiments/e1:undelete",
+            "GetExperiment",
+            {"experiment_id": "e1:undelete"},
+        ),
+        (
+            "DELETE",
+            "/api/v1/experiments/e1:undelete",
+            "DeleteExperiment",
+            {"experiment_id": "e1:undelete"},
+        ),
+        (
+            "GET",
+            "/api/v1/experiments/e1/revisions",
+            "ListExperimentRevisions",
+            {"experiment_id": "e1"},
+        ),
+        (
+            "GET",
+            "/api/v1/experiments/e1/revisions/2",
+            "GetExperimentRevision",
+            {"experiment_id": "e1", "revision": "2"},
+        ),
     ],
 )
 def test_experiment_routes(
@@ -100,6 +127,8 @@ def test_every_annotated_method_is_routed(router: Router[Binding]) -> None:
         "DELETE /api/v1/experiments/{experiment_id}",
         "GET /api/v1/experiments",
         "GET /api/v1/experiments/{experiment_id}",
+        "GET /api/v1/experiments/{experiment_id}/revisions",
+        "GET /api/v1/experiments/{experiment_id}/revisions/{revision}",
         "GET /api/v1/tracking/experiments",
         "GET /api/v1/tracking/runs",
         "GET /api/v1/tracking/runs/{run_id}",
@@ -110,8 +139,23 @@ def test_every_annotated_method_is_routed(router: Router[Binding]) -> None:
         "POST /api/v1/experiments",
         "POST /api/v1/experiments/compare",
         "POST /api/v1/experiments/import",
+        "POST /api/v1/experiments/{experiment_id}:undelete",
         "POST /api/v1/tracking/runs/compare",
     ]
+
+
+def test_a_custom_verb_is_a_route_of_its_own(router: Router[Binding]) -> None:
+    # The verb's route has POST only; the plain route of that shape has no
+    # POST: each reading says what it has.
+    assert router.match("PUT", "/api/v1/experiments/e1:undelete") == WrongMethod(
+        ("DELETE", "GET", "HEAD", "PATCH", "POST"), "/api/v1/experiments/{experiment_id}:undelete"
+    )
+    assert router.match("POST", "/api/v1/experiments/e1") == WrongMethod(
+        ("DELETE", "GET", "HEAD", "PATCH"), "/api/v1/experiments/{experiment_id}"
+    )
+    assert router.match("POST", "/api/v1/experiments/e1:delete") == WrongMethod(
+        ("DELETE", "GET", "HEAD", "PATCH"), "/api/v1/experiments/{experiment_id}"
+    )
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -290,6 +334,11 @@ def test_widget_bindings_come_from_the_annotations(widget_bindings: list[Binding
         ("SEARCH", "/v1/{path=shelves/**}", "SearchWidgets", "filter", None),
         ("POST", "/v1/widgets:import", "ImportWidget", "*", "widget"),
         ("POST", "/v1/failures", "Fail", "*", None),
+        ("GET", "/v1/versioned/{name}", "GetVersioned", None, "versioned"),
+        ("PATCH", "/v1/versioned/{versioned.name}", "UpdateVersioned", "versioned", None),
+        ("DELETE", "/v1/versioned/{name}", "DeleteVersioned", None, None),
+        ("POST", "/v1/versioned/{name}:restore", "RestoreVersioned", "*", None),
+        ("GET", "/v1/versioned/{name}/versions/{version}", "GetVersion", None, None),
     ]
     assert {b.rpc_path for b in widget_bindings if b.method.name == "GetWidget"} == {
         "/demo.widgets.v1.WidgetService/GetWidget"

@@ -8,7 +8,9 @@ repeated field (a bare JSON array), `response_body` on a message field and
 on a repeated field, query parameters onto the remaining fields (string,
 int32, int64, bool, repeated string, enum by name, nested `filter.color`),
 a `custom` HTTP method, `additional_bindings`, and the
-`research.http.v1.response` rule (201 + Location, created_field, 204).
+`research.http.v1.response` rule (201 + Location, created_field, 204,
+etag_field) and `research.http.v1.request` rule (If-Match onto a field,
+If-None-Match), on `Versioned` resources with an int64 path variable.
 `Widget.parent` makes the message recursive.
 """
 
@@ -27,7 +29,6 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO_PATH = "demo/widgets/v1/widgets.proto"
-MODULE = "demo.widgets.v1.widgets_pb2"
 SERVICE = "demo.widgets.v1.WidgetService"
 
 WIDGETS_PROTO = """\
@@ -124,6 +125,43 @@ service WidgetService {
   }
   // No google.api.http rule: not routed.
   rpc Hidden(FailRequest) returns (FailResponse);
+  // ETag from a field of the message response_body picks; If-None-Match.
+  rpc GetVersioned(GetVersionedRequest) returns (GetVersionedResponse) {
+    option (google.api.http) = {
+      get: "/v1/versioned/{name}"
+      response_body: "versioned"
+    };
+    option (research.http.v1.response) = {etag_field: "versioned.etag"};
+    option (research.http.v1.request) = {if_none_match: true};
+  }
+  // If-Match onto a request field beside a body bound to a message field.
+  rpc UpdateVersioned(UpdateVersionedRequest) returns (Versioned) {
+    option (google.api.http) = {
+      patch: "/v1/versioned/{versioned.name}"
+      body: "versioned"
+    };
+    option (research.http.v1.response) = {etag_field: "etag"};
+    option (research.http.v1.request) = {if_match_field: "etag"};
+  }
+  // If-Match on a 204.
+  rpc DeleteVersioned(DeleteVersionedRequest) returns (DeleteWidgetResponse) {
+    option (google.api.http) = {delete: "/v1/versioned/{name}"};
+    option (research.http.v1.response) = {status: 204};
+    option (research.http.v1.request) = {if_match_field: "etag"};
+  }
+  // A custom verb on the shape of the routes above; body "*" and If-Match.
+  rpc RestoreVersioned(RestoreVersionedRequest) returns (Versioned) {
+    option (google.api.http) = {
+      post: "/v1/versioned/{name}:restore"
+      body: "*"
+    };
+    option (research.http.v1.response) = {etag_field: "etag"};
+    option (research.http.v1.request) = {if_match_field: "etag"};
+  }
+  // An int64 path variable.
+  rpc GetVersion(GetVersionRequest) returns (Versioned) {
+    option (google.api.http) = {get: "/v1/versioned/{name}/versions/{version}"};
+  }
 }
 
 enum Color {
@@ -254,6 +292,43 @@ message FailRequest {
 }
 
 message FailResponse {}
+
+message Versioned {
+  string name = 1;
+  string etag = 2;
+  int64 version = 3;
+  string note = 4;
+}
+
+message GetVersionedRequest {
+  string name = 1;
+}
+
+message GetVersionedResponse {
+  Versioned versioned = 1;
+}
+
+message UpdateVersionedRequest {
+  Versioned versioned = 1;
+  string etag = 2;
+  google.protobuf.FieldMask update_mask = 3;
+}
+
+message DeleteVersionedRequest {
+  string name = 1;
+  string etag = 2;
+}
+
+message RestoreVersionedRequest {
+  string name = 1;
+  string etag = 2;
+  string reason = 3;
+}
+
+message GetVersionRequest {
+  string name = 1;
+  int64 version = 2;
+}
 """
 
 
@@ -272,17 +347,29 @@ def widgets_module(directory: Path) -> Iterator[ModuleType]:
     among them, come from the installed packages). On exit the directory
     leaves sys.path and the module sys.modules; the descriptors stay in the
     default pool, where importing the same file again is harmless."""
-    source = directory / PROTO_PATH
-    source.parent.mkdir(parents=True, exist_ok=True)
-    source.write_text(WIDGETS_PROTO)
+    with proto_module(directory, PROTO_PATH, WIDGETS_PROTO) as module:
+        yield module
+
+
+@contextmanager
+def proto_module(directory: Path, path: str, source: str) -> Iterator[ModuleType]:
+    """Compile the proto `source` as `path` (e.g. "demo/x/v1/x.proto") in
+    `directory` and import its `_pb2` module, as `widgets_module` does. Its
+    package must be one no other test file uses: the default pool keeps
+    every file it saw."""
+    written = directory / path
+    written.parent.mkdir(parents=True, exist_ok=True)
+    written.write_text(source)
     args = ["grpc_tools.protoc", *_include_paths(directory), f"--python_out={directory}"]
-    if protoc.main([*args, PROTO_PATH]) != 0:
-        raise RuntimeError(f"protoc failed on {source}")
+    if protoc.main([*args, path]) != 0:
+        raise RuntimeError(f"protoc failed on {written}")
+    module = path.removesuffix(".proto").replace("/", ".") + "_pb2"
+    top = module.split(".", 1)[0]
     sys.path.insert(0, str(directory))
     importlib.invalidate_caches()
     try:
-        yield importlib.import_module(MODULE)
+        yield importlib.import_module(module)
     finally:
         sys.path.remove(str(directory))
-        for name in [n for n in sys.modules if n == "demo" or n.startswith("demo.")]:
+        for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
             del sys.modules[name]
