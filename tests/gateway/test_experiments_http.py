@@ -33,6 +33,9 @@ EXPERIMENT_FIELDS = (
     "artifacts",
     "created_at",
     "updated_at",
+    "revision",
+    "etag",
+    "deleted_at",
 )
 LINEAGE = ("strategy_id", "dataset_version", "feature_version", "model_version", "git_commit_hash")
 # RFC 3339, UTC, as protobuf's JSON mapping writes a Timestamp.
@@ -123,7 +126,10 @@ async def test_create_answers_201_with_location_and_every_field(stack: Stack) ->
     assert list(body) == list(EXPERIMENT_FIELDS)
     assert response.headers["location"] == f"/api/v1/experiments/{body['id']}"
     assert str(uuid.UUID(body["id"])) == body["id"]
-    assert {k: v for k, v in body.items() if k not in ("id", "created_at", "updated_at")} == sent
+    assigned = ("id", "created_at", "updated_at", "revision", "etag", "deleted_at")
+    assert {k: v for k, v in body.items() if k not in assigned} == sent
+    assert (body["revision"], body["deleted_at"]) == (1, None)
+    assert response.headers["etag"] == f'"{body["etag"]}"'
     # Integers stay integers in the free-form dicts (200, not 200.0).
     assert type(body["parameters"]["n_estimators"]) is int
     assert type(body["parameters"]["nested"]["depth"]) is int
@@ -160,6 +166,9 @@ async def test_create_with_only_strategy_id_nulls_and_empty_dicts(stack: Stack) 
         "artifacts": {},
         "created_at": body["created_at"],
         "updated_at": body["created_at"],
+        "revision": 1,
+        "etag": body["etag"],
+        "deleted_at": None,
     }
     # Every field present, unset optionals as null, in the raw text too.
     assert '"dataset_version":null' in response.text
@@ -474,8 +483,11 @@ async def test_patch_replaces_present_fields_and_leaves_the_rest(stack: Stack) -
     # The dict is replaced, not merged; everything absent is untouched.
     assert updated["metrics"] == {"sharpe": 1.9, "trades": 12}
     assert type(updated["metrics"]["trades"]) is int
-    untouched = {k: v for k, v in created.items() if k not in ("metrics", "updated_at")}
-    assert {k: v for k, v in updated.items() if k not in ("metrics", "updated_at")} == untouched
+    moved = ("metrics", "updated_at", "revision", "etag")
+    untouched = {k: v for k, v in created.items() if k not in moved}
+    assert {k: v for k, v in updated.items() if k not in moved} == untouched
+    assert updated["revision"] == created["revision"] + 1
+    assert updated["etag"] != created["etag"]
     assert timestamp(updated["updated_at"]) > timestamp(created["updated_at"])
     assert updated["created_at"] == created["created_at"]
     assert (await stack.http.get(path(created["id"]))).json() == updated
@@ -798,6 +810,9 @@ async def test_import_records_a_run_once(stack: Stack) -> None:
         "artifacts": {"mlflow": stack.seeded.artifact_uris[run_id]},
         "created_at": body["created_at"],
         "updated_at": body["created_at"],
+        "revision": 1,
+        "etag": body["etag"],
+        "deleted_at": None,
     }
     timestamp(body["created_at"])
     assert (await stack.http.get(response.headers["location"])).json() == body

@@ -94,7 +94,9 @@ async def test_every_route_and_rpc_needs_the_token(guarded: Backbone, figures: R
             assert await health(guarded.address(module)) == 1
 
     figures(refused_http=refused_http, refused_grpc=refused_grpc)
-    assert refused_http == 2 * 14  # every route of CONTRACT §2, twice
+    # Every route of CONTRACT §2 (14) and of §9 (undelete, revisions, one
+    # revision), twice.
+    assert refused_http == 2 * 17
     assert refused_grpc == 2 * sum(len(s.methods) for s in SERVICES.values())
     # Nothing refused reached a handler: with the token, the table is as it was.
     async with httpx.AsyncClient(base_url=guarded.base_url, timeout=10) as http:

@@ -103,7 +103,8 @@ def test_a_parsed_experiment_renders_back_to_the_same_json(
     # Every field is present; an unset optional is null; values keep their
     # kind and value through the Struct (orjson sees what a client sees).
     assert set(rendered) == {f.name for f in ex.CreateExperimentRequest.DESCRIPTOR.fields}
-    expected = {**{name: None for name in rendered}, **body}
+    # request_id is a plain string (AIP-155): empty, not null, when unset.
+    expected = {**{name: None for name in rendered}, "request_id": "", **body}
     assert orjson.loads(orjson.dumps(rendered)) == orjson.loads(orjson.dumps(expected))
     # Parsing the rendering again renders the same (not always the same
     # message: -0.0 renders as the integer 0, equal as a number).
