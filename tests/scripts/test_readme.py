@@ -39,11 +39,16 @@ EXPECTED_STATUSES = [
     201,  # create
     200,  # ID=
     200,  # OTHER=
-    200,  # get
-    200,  # patch
+    200,  # ETAG= (get)
+    304,  # If-None-Match
+    200,  # patch with If-Match
+    409,  # patch with the stale If-Match
+    200,  # revisions
     200,  # compare experiments
     200,  # import again
     204,  # delete
+    200,  # show_deleted
+    200,  # undelete
     400,  # injected filter
     404,  # unknown experiment
     200,  # readyz
