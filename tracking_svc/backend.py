@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,12 +30,12 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_DOES_NOT_EXIST,
     ErrorCode,
 )
-from mlflow.store.entities.paged_list import PagedList
 from mlflow.tracking import MlflowClient
 
 from research_common.errors import DeadlineExceeded, InvalidArgument, ServiceError, Unavailable
 from tracking_svc.config import Settings
 from tracking_svc.process import CALL_EXPIRES
+from tracking_svc.run_search import RunsPage, rest_search, row_of, search_body
 
 log = logging.getLogger("tracking.mlflow")
 
@@ -47,21 +46,12 @@ _DEADLINE_MARGIN = 0.05
 _NOT_FOUND = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 _INVALID = ErrorCode.Name(INVALID_PARAMETER_VALUE)
 _EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
-# MLflow's SQL stores keep ±inf as the largest finite double.
-_INF_STAND_IN = sys.float_info.max
 _NO_ANSWER_IN_TIME = "the MLflow tracking server did not answer in time; retry later"
 _DEADLINE_PASSED = "the deadline passed before MLflow answered"
 
 
 class RunNotFound(Exception):
     """MLflow answered that the run does not exist (never raised for an outage)."""
-
-
-def restore_infinity(value: float) -> float:
-    """A metric as it was logged: MLflow's SQL stores turn ±inf into ±max."""
-    if abs(value) == _INF_STAND_IN:
-        return float("inf") if value > 0 else float("-inf")
-    return value
 
 
 def _error_code(error: MlflowException) -> str:
@@ -106,6 +96,8 @@ class TrackingBackend:
         _prepare_local_store(settings.tracking_uri)
         self._settings = settings
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
+        # Run search straight over REST when MLflow is a server (run_search).
+        self._post_search = rest_search(settings.tracking_uri)
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="mlflow")
         self._default_experiment_id: str | None = None
 
@@ -198,16 +190,22 @@ class TrackingBackend:
         max_results: int,
         order_by: Sequence[str] = ("attributes.start_time DESC",),
         page_token: str | None = None,
-    ) -> PagedList[Run]:
+    ) -> RunsPage:
         """A page of runs of the default experiment in `order_by` (newest
         first by default), with MLflow's token of the next page."""
-        return self._client.search_runs(
-            [self.default_experiment_id()],
+        experiment_ids = [self.default_experiment_id()]
+        if self._post_search is not None:
+            return self._post_search(
+                search_body(experiment_ids, filter_string, max_results, order_by, page_token)
+            )
+        runs = self._client.search_runs(
+            experiment_ids,
             filter_string=filter_string,
             max_results=max_results,
             order_by=list(order_by),
             page_token=page_token,
         )
+        return RunsPage([row_of(run) for run in runs], runs.token)
 
     def find_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
         """The runs that exist among `run_ids`, in one search of the default

@@ -6,7 +6,7 @@ from mlflow.entities import Experiment, Metric, Run
 
 from research.tracking.v1 import tracking_pb2
 from research_common.constants import RUN_TYPE_TAG
-from tracking_svc.backend import restore_infinity
+from tracking_svc.run_search import RunRow, restore_infinity
 
 UNKNOWN_RUN_TYPE = "unknown"
 
@@ -20,15 +20,15 @@ def run_name(run: Run) -> str:
     return run.info.run_name or ""
 
 
-def summary(run: Run) -> tracking_pb2.RunSummary:
+def summary(row: RunRow) -> tracking_pb2.RunSummary:
     return tracking_pb2.RunSummary(
-        run_id=run.info.run_id,
-        run_name=run_name(run),
-        status=run.info.status,
-        start_time=run.info.start_time or 0,
-        params=run.data.params,
-        metrics=metrics_of(run),
-        tags=run.data.tags,
+        run_id=row.run_id,
+        run_name=row.run_name,
+        status=row.status,
+        start_time=row.start_time,
+        params=row.params,
+        metrics=row.metrics,
+        tags=row.tags,
     )
 
 

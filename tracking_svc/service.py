@@ -25,6 +25,7 @@ from tracking_svc.lineage import LINEAGE_TAGS
 from tracking_svc.ordering import BEST_OF, mlflow_order_by
 from tracking_svc.ordering import DEFAULT as DEFAULT_ORDER
 from tracking_svc.ordering import FIELDS as ORDER_FIELDS
+from tracking_svc.run_search import RunRow
 
 Context = aio.ServicerContext[Any, Any]
 T = TypeVar("T")
@@ -64,7 +65,7 @@ def _mlflow_token(position: list[Any]) -> str:
     raise not_a_token()
 
 
-def _runs(runs: list[Run]) -> tracking_pb2.ListRunsResponse:
+def _runs(runs: list[RunRow]) -> tracking_pb2.ListRunsResponse:
     return tracking_pb2.ListRunsResponse(
         runs=[convert.summary(run) for run in runs], total=len(runs)
     )
@@ -115,7 +116,7 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
                 " and ".join(clauses), size, mlflow_order_by(keys), mlflow_token
             ),
         )
-        response = _runs(list(found))
+        response = _runs(found.runs)
         if found.token:
             # MLflow's own token (an offset into its order), bound to the
             # query like every token of ours.
@@ -143,12 +144,12 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
         found = await self._call(
             context, lambda: self._backend.search_runs(" and ".join(clauses), wanted)
         )
-        runs = [run for run in found if run.info.run_id not in seen]
+        runs = [run for run in found.runs if run.run_id not in seen]
         page = runs[:size]
         response = _runs(page)
         if len(runs) > size:
-            last = page[-1].info.start_time
-            at_last = [run.info.run_id for run in page if run.info.start_time == last]
+            last = page[-1].start_time
+            at_last = [run.run_id for run in page if run.start_time == last]
             if last == before:
                 at_last = [*seen, *at_last]
             response.next_page_token = self._page_tokens.encode(query, [last, at_last])
