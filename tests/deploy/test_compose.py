@@ -789,6 +789,10 @@ def test_init_script_on_a_new_cluster(services: dict[str, dict[str, Any]], tmp_p
                 " ORDER BY tablename",
             )
         )
-        assert tables == [("alembic_version", "experiments"), ("experiments", "experiments")]
+        assert tables == [
+            ("alembic_version", "experiments"),
+            ("experiment_revisions", "experiments"),
+            ("experiments", "experiments"),
+        ]
     finally:
         cluster.destroy()

@@ -205,10 +205,8 @@ def render(node: Node) -> str:
 # --- the tests ------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def table(stub: ExperimentServiceAsyncStub, database_url: str) -> list[dict[str, Any]]:
-    """40 random rows, written straight into the store."""
-    rows = random_rows(seed=11, count=40)
+async def insert_rows(database_url: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write `rows` straight into the store of `database_url`."""
     engine = create_engine(database_url, timeout=5)
     try:
         store = ExperimentStore(engine)
@@ -217,6 +215,12 @@ async def table(stub: ExperimentServiceAsyncStub, database_url: str) -> list[dic
     finally:
         await engine.dispose()
     return rows
+
+
+@pytest.fixture
+async def table(stub: ExperimentServiceAsyncStub, database_url: str) -> list[dict[str, Any]]:
+    """40 random rows, written straight into the store."""
+    return await insert_rows(database_url, random_rows(seed=11, count=40))
 
 
 @settings(

@@ -14,9 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments_svc.db import create_engine
 from experiments_svc.filtering import FIELDS
-from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2 as pb
 from research_common.filters import Node, parse
 from research_common.ordering import MAX_KEYS
@@ -25,6 +23,7 @@ from tests.experiments_svc.test_filter import (
     METRIC_KEYS,
     PARAM_KEYS,
     START,
+    insert_rows,
     random_rows,
     reference,
     render,
@@ -51,15 +50,7 @@ def tied_rows(seed: int, count: int) -> list[Row]:
 
 @pytest.fixture
 async def table(stub: ExperimentServiceAsyncStub, database_url: str) -> list[Row]:
-    rows = tied_rows(seed=7, count=45)
-    engine = create_engine(database_url, timeout=5)
-    try:
-        store = ExperimentStore(engine)
-        for row in rows:
-            await store.insert(row)
-    finally:
-        await engine.dispose()
-    return rows
+    return await insert_rows(database_url, tied_rows(seed=7, count=45))
 
 
 # --- the reference ---------------------------------------------------------------
