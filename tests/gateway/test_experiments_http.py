@@ -148,6 +148,24 @@ async def test_create_answers_201_with_location_and_every_field(stack: Stack) ->
     assert fetched.json() == body
 
 
+async def test_a_create_retried_with_its_request_id_answers_the_first_201(stack: Stack) -> None:
+    request_id = str(uuid.uuid4())
+    sent = {"strategy_id": STRATEGY_1, "metrics": {"sharpe": 1.1}, "request_id": request_id}
+    first = await stack.http.post(COLLECTION, json=sent)
+    again = await stack.http.post(COLLECTION, json=sent)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert "request_id" not in first.json()  # a request field, not part of the experiment
+    assert len((await stack.http.get(COLLECTION)).json()) == 1
+    other = await stack.http.post(COLLECTION, json={**sent, "metrics": {"sharpe": 2.0}})
+    body = assert_error(other, 409, 6, other.json()["message"])
+    assert body["message"].startswith(f"request_id {request_id} was used by another create")
+    bad = await stack.http.post(COLLECTION, json={**sent, "request_id": "42"})
+    assert bad.status_code == 400
+    assert bad.json()["details"][0]["field_violations"][0]["field"] == "request_id"
+
+
 async def test_create_with_only_strategy_id_nulls_and_empty_dicts(stack: Stack) -> None:
     response = await stack.http.post(COLLECTION, json={"strategy_id": STRATEGY_2})
     assert response.status_code == 201
