@@ -24,6 +24,7 @@ from bench.scenarios import (
     footprint,
     limits,
     load,
+    revisions,
     runs_paging,
     scale,
     seed_design,
@@ -40,6 +41,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     6: ("footprint: start-up and memory", footprint.run),
     7: ("load: mixed reads and writes", load.run),
     8: ("paging 1,000 runs: the facade vs MLflow's REST paging", runs_paging.run),
+    9: ("revisions: PATCH before and after the revision write", revisions.run),
 }
 
 

@@ -46,8 +46,10 @@ def dataset_version(k: int) -> str:
 
 
 @contextlib.asynccontextmanager
-async def bench_database(name: str) -> AsyncIterator[str]:
-    """A fresh migrated database `name`; yields its URL, drops it after."""
+async def bench_database(name: str, migrated: bool = True) -> AsyncIterator[str]:
+    """A fresh database `name`, migrated by this checkout's code unless
+    `migrated` is False (empty, for another commit's code to migrate);
+    yields its URL, drops it after."""
     admin = admin_url()
     url = make_url(admin).set(database=name).render_as_string(hide_password=False)
     connection = await asyncpg.connect(admin)
@@ -57,11 +59,12 @@ async def bench_database(name: str) -> AsyncIterator[str]:
     finally:
         await connection.close()
     try:
-        engine = create_engine(url, timeout=30)
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
+        if migrated:
+            engine = create_engine(url, timeout=30)
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()
         yield url
     finally:
         connection = await asyncpg.connect(admin)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from grpc import aio
@@ -36,7 +36,7 @@ class GrpcResult:
 async def run_grpc_load(
     address: str,
     method: str,
-    requests: Sequence[bytes],
+    requests: Sequence[bytes] | Iterator[bytes],
     *,
     seconds: float,
     concurrency: int,
@@ -46,7 +46,9 @@ async def run_grpc_load(
         call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         latencies: list[float] = []
         errors = 0
-        cycle = itertools.cycle(requests)
+        # A sequence is sent round and round; an iterator (requests that must
+        # each be new) is drawn from and never restarted.
+        source = requests if isinstance(requests, Iterator) else itertools.cycle(requests)
         stop_at = time.perf_counter() + seconds
 
         async def worker() -> None:
@@ -54,7 +56,7 @@ async def run_grpc_load(
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
                 try:
-                    await call(next(cycle), timeout=deadline)
+                    await call(next(source), timeout=deadline)
                 except aio.AioRpcError:
                     errors += 1
                 latencies.append(time.perf_counter() - started)

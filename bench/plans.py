@@ -1,7 +1,8 @@
 """Reading PostgreSQL's `EXPLAIN (ANALYZE)` text for the report: which node
 read the table and how many rows it read, how the rows were sorted, what
 execution (and JIT) took; and the column list of an index on the sort
-expressions of an order, from the ORDER BY clauses the service compiles."""
+expressions of an order, from the ORDER BY clauses the service compiles;
+and the WAL a write made."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ _REMOVED = re.compile(r"Rows Removed by (?:Filter|Index Recheck): (\d+)")
 _SORT_METHOD = re.compile(r"Sort Method: ([^:]+?)\s+(?:Memory|Disk):")
 _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
 _JIT_TOTAL = re.compile(r"Timing:.*Total ([\d.]+) ms")
+_WAL = re.compile(r"WAL: (.*)")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,17 @@ def jit_ms(plan: str) -> float:
     starts once a plan's estimated cost passes jit_above_cost."""
     match = _JIT_TOTAL.search(plan)
     return float(match.group(1)) if match else 0.0
+
+
+def wal(plan: str) -> dict[str, int]:
+    """The WAL a statement wrote, from EXPLAIN (ANALYZE, WAL): `records`,
+    `fpi` (full-page images) and `bytes` of the outermost node, whose counts
+    include its children's; {} when it wrote none."""
+    match = _WAL.search(plan)
+    if match is None:
+        return {}
+    counts = dict(part.split("=", 1) for part in match.group(1).split())
+    return {key: int(counts.get(key, "0")) for key in ("records", "fpi", "bytes")}
 
 
 def index_columns(order_clauses: Sequence[str]) -> str:

@@ -1,6 +1,7 @@
 """The processes a scenario starts: `python -m <module>` with its own
-environment and log file, waited on until it is ready, measured (start-up
-time, resident memory) and stopped again.
+environment and log file (and working directory, for the code of another
+commit), waited on until it is ready, measured (start-up time, resident
+memory, CPU time) and stopped again.
 
 Log lines go to a file, never to a pipe: a pipe nobody drains fast enough
 would slow the process down under load and bias the figures.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -18,12 +20,14 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 READY_WITHIN = 60.0  # seconds
 STOP_WITHIN = 15.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of /proc/<pid>/stat's times
 
 # The parent's MLflow settings must not leak into a service under test.
 _DROPPED = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "DATABASE_URL", "API_TOKENS")
@@ -51,11 +55,41 @@ class BenchProcess:
                 return int(line.split()[1]) / 1024
         raise RuntimeError(f"{self.name}: no VmRSS in /proc/{self.pid}/status")
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time used so far, in seconds."""
+        return cpu_seconds(self.pid)
+
     def log_text(self) -> str:
         try:
             return self.log.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def log_size(self) -> int:
+        """Bytes in the log so far: where the next records will start."""
+        try:
+            return self.log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_records(self, since: int = 0) -> list[dict[str, Any]]:
+        """The JSON records the process logged from byte `since` on; a
+        line still being written, or not JSON, is left out."""
+        try:
+            with self.log.open("rb") as log:
+                log.seek(since)
+                text = log.read()
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in text.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
 
     def _failed(self, why: str) -> RuntimeError:
         tail = "\n".join(self.log_text().splitlines()[-20:])
@@ -97,6 +131,19 @@ class BenchProcess:
             await self.process.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time process `pid` has used so far, in seconds (readable for any
+    user's process, a PostgreSQL backend's too): the scheduler's own
+    nanoseconds from /proc/<pid>/schedstat, else user plus system time from
+    /proc/<pid>/stat, which the kernel counts in whole clock ticks (10 ms)."""
+    with contextlib.suppress(FileNotFoundError):
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name, in parentheses, may hold spaces: count after it.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 def _answers_200(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
@@ -106,9 +153,14 @@ def _answers_200(url: str) -> bool:
 
 
 async def spawn(
-    name: str, args: Sequence[str], env: Mapping[str, str], log_dir: Path
+    name: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    log_dir: Path,
+    cwd: Path | None = None,
 ) -> BenchProcess:
-    """`python <args>` (e.g. ["-m", "gateway"]) with `env` over ours."""
+    """`python <args>` (e.g. ["-m", "gateway"]) with `env` over ours, in
+    `cwd` (ours when None)."""
     base = {key: value for key, value in os.environ.items() if key not in _DROPPED}
     log = log_dir / f"{name}.log"
     with log.open("ab") as out:
@@ -120,6 +172,7 @@ async def spawn(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out,
             stderr=out,
+            cwd=cwd,
             start_new_session=True,
         )
     return BenchProcess(name, process, log, spawned)

@@ -71,6 +71,14 @@ def ratio_text(summary: Summary, unit: str = "x") -> str:
     )
 
 
+def percent_text(summary: Summary) -> str:
+    """`12 % (p10 8 %-p90 15 %, n=5)` of a summary of fractions."""
+    return (
+        f"{summary['median']:.0%} (p10 {summary['p10']:.0%}-p90 {summary['p90']:.0%}, "
+        f"n={int(summary['n'])})"
+    ).replace("%", " %")
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:

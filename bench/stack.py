@@ -1,7 +1,8 @@
 """The backbone as a deployment runs it, for the scenarios that go through
 the whole stack: experiments_svc and the gateway as their own processes
 (`python -m ...`), and tracking_svc when an MLflow server is given, each on
-a free loopback port."""
+a free loopback port; this checkout's code, or another commit's
+(`bench.source_tree`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.processes import BenchProcess, spawn, stopping
+from bench.source_tree import SourceTree
 from testbed.ports import free_port
 
 
@@ -35,17 +37,23 @@ async def running_stack(
     log_dir: Path,
     mlflow_url: str | None = None,
     mlflow_experiment: str = "bench",
+    tree: SourceTree | None = None,
 ) -> AsyncIterator[Stack]:
     experiments_address = f"127.0.0.1:{free_port()}"
     tracking_address = f"127.0.0.1:{free_port()}"
     gateway_address = f"127.0.0.1:{free_port()}"
     common = {"EXPERIMENTS_ADDR": experiments_address, "TRACKING_ADDR": tracking_address}
+    cwd = None
+    if tree is not None:
+        common.update(tree.env())
+        cwd = tree.root
     async with stopping([]) as started:
         experiments = await spawn(
             "experiments_svc",
             ["-m", "experiments_svc"],
             {**common, "DATABASE_URL": database_url},
             log_dir,
+            cwd,
         )
         started.append(experiments)
         tracking = None
@@ -59,10 +67,11 @@ async def running_stack(
                     "MLFLOW_EXPERIMENT_NAME": mlflow_experiment,
                 },
                 log_dir,
+                cwd,
             )
             started.append(tracking)
         gateway = await spawn(
-            "gateway", ["-m", "gateway"], {**common, "GATEWAY_ADDR": gateway_address}, log_dir
+            "gateway", ["-m", "gateway"], {**common, "GATEWAY_ADDR": gateway_address}, log_dir, cwd
         )
         started.append(gateway)
         await experiments.wait_grpc(experiments_address)

@@ -35,6 +35,13 @@ def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[f
     return [n / d if d else float("inf") for n, d in zip(numerators, denominators, strict=True)]
 
 
+def shares(after: Sequence[float], before: Sequence[float]) -> list[float]:
+    """Round-by-round (after - before) / after: the part of a figure that
+    the `after` side adds to the `before` side's (negative when it takes
+    away), from samples of both taken in the same round."""
+    return [1 - ratio for ratio in ratios(before, after)]
+
+
 def percentile(samples: Sequence[float], fraction: float) -> float:
     """The `fraction` quantile (0..1) by linear interpolation between ranks."""
     if not samples:

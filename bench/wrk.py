@@ -1,6 +1,7 @@
 """The HTTP load generator: `wrk` (Debian's package), a C program whose
-event loop is far faster than any server here, driven by one Lua script
-that replays a file of requests and prints its figures as JSON.
+event loop is far faster than any server here, driven by a Lua script of
+bench/lua/ (by default the one that replays a file of requests) that prints
+its figures as JSON.
 
 Both sides of a comparison get the same wrk command line: same threads,
 same connections, same duration, same request file."""
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCRIPT = Path(__file__).parent / "lua" / "requests.lua"
+# PATCHes a rotating set of experiments, each with a value never sent before.
+PATCH_SCRIPT = Path(__file__).parent / "lua" / "patches.lua"
 INSTALL_HINT = (
     "wrk is not installed; it is the HTTP load generator of the benchmarks. "
     "Install it with `apt-get install -y wrk` (Debian/Ubuntu) and run again."
@@ -82,7 +85,11 @@ async def run_wrk(
     connections: int,
     threads: int = 2,
     request_timeout: float = 5.0,
+    script: Path = SCRIPT,
+    script_args: Sequence[str] = (),
 ) -> WrkResult:
+    """`requests_file` is the script's first argument, `script_args` the
+    rest."""
     command = [
         require_wrk(),
         f"-t{threads}",
@@ -90,10 +97,11 @@ async def run_wrk(
         f"-d{max(1, round(seconds))}s",
         f"--timeout={request_timeout:g}s",
         "-s",
-        str(SCRIPT),
+        str(script),
         base_url,
         "--",
         str(requests_file),
+        *script_args,
     ]
     process = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

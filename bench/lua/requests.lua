@@ -2,6 +2,11 @@
 -- Each thread starts at its own offset and cycles through the file; the
 -- figures are printed once, as one JSON line, for bench/wrk.py to read.
 
+-- The scripts' shared `done` lives beside them (wrk loads a script by path,
+-- and LuaJIT looks for modules in the working directory).
+package.path = debug.getinfo(1, "S").source:match("^@(.*/)") .. "?.lua;" .. package.path
+local report = require("report")
+
 local requests = {}
 local index = 1
 
@@ -35,13 +40,5 @@ function request()
 end
 
 function done(summary, latency, requests_)
-  local errors = summary.errors
-  io.write(string.format(
-    '{"requests": %d, "duration_us": %d, "bytes": %d, ' ..
-    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
-    '"latency_us": {"p50": %d, "p90": %d, "p99": %d, "max": %d, "mean": %f}}\n',
-    summary.requests, summary.duration, summary.bytes,
-    errors.connect, errors.read, errors.write, errors.status, errors.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, latency.mean))
+  report.done(summary, latency)
 end

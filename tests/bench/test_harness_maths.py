@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench.alternate import alternate
-from bench.stats import percentile, ratios, summarize
+from bench.report import percent_text
+from bench.stats import percentile, ratios, shares, summarize
 
 
 def test_summary_is_median_with_p10_p90() -> None:
@@ -27,6 +28,18 @@ def test_ratios_pair_rounds() -> None:
     assert ratios([2.0, 9.0], [1.0, 3.0]) == [2.0, 3.0]
     with pytest.raises(ValueError, match="same number"):
         ratios([1.0], [1.0, 2.0])
+
+
+def test_shares_are_what_after_adds_over_after() -> None:
+    # (after - before) / after, round by round; negative when after is less.
+    assert shares([10.0, 4.0], [8.0, 5.0]) == pytest.approx([0.2, -0.25])
+    with pytest.raises(ValueError, match="same number"):
+        shares([1.0], [1.0, 2.0])
+
+
+def test_percent_text() -> None:
+    summary = {"median": 0.123, "p10": -0.05, "p90": 0.5, "n": 10.0}
+    assert percent_text(summary) == "12 % (p10 -5 %-p90 50 %, n=10)"
 
 
 def test_percentile_interpolates() -> None:

@@ -1,6 +1,6 @@
-"""The harness's readers (no timing): EXPLAIN ANALYZE text as the scale
-scenario reports it, the index column list built from an order's clauses,
-and the `Link` header the runs-paging scenario follows."""
+"""The harness's readers (no timing): EXPLAIN ANALYZE text as the scale and
+revisions scenarios report it, the index column list built from an order's
+clauses, and the `Link` header the runs-paging scenario follows."""
 
 from __future__ import annotations
 
@@ -58,6 +58,30 @@ def test_index_scan_that_filters_reads_what_it_removed() -> None:
 def test_a_plan_without_a_scan_or_timing() -> None:
     assert plans.reading("Result  (cost=0.00..0.01 rows=1 width=4)") is None
     assert plans.execution_ms("Result") is None
+
+
+# EXPLAIN (ANALYZE, BUFFERS, WAL) of an UPDATE on PostgreSQL 15: the outer
+# node's counts include its children's.
+UPDATE_PLAN = """\
+Update on experiments  (cost=0.42..8.44 rows=0 width=0) (actual time=0.303..0.303 rows=0 loops=1)
+  Buffers: shared hit=11 read=26 dirtied=12 written=1
+  WAL: records=11 fpi=10 bytes=48442
+  ->  Index Scan using pk_experiments on experiments  (actual time=0.033..0.034 rows=1 loops=1)
+        Index Cond: (id = '00013afe-fbb1-438f-9b0f-30c09a6f7792'::uuid)
+        WAL: records=1 bytes=59
+Planning Time: 0.363 ms
+Execution Time: 0.345 ms"""
+
+
+def test_wal_of_the_outer_node() -> None:
+    assert plans.wal(UPDATE_PLAN) == {"records": 11, "fpi": 10, "bytes": 48442}
+    # No full-page image: PostgreSQL leaves fpi out.
+    assert plans.wal("Insert on t\n  WAL: records=2 bytes=879") == {
+        "records": 2,
+        "fpi": 0,
+        "bytes": 879,
+    }
+    assert plans.wal("Result  (actual time=0.001..0.001 rows=1 loops=1)") == {}
 
 
 def test_index_columns_keep_each_direction() -> None:
