@@ -236,8 +236,8 @@ async def _change(
     """Write `values` as the next revision of the locked row `current`."""
     updated_at = max(change.at, current["updated_at"] + _TICK)
     values = {**values, "updated_at": updated_at, "revision": current["revision"] + 1}
-    await connection.execute(update(_table).where(_table.c.id == current["id"]).values(**values))
     record = {**current, **values}
     changed = [name for name in values if name not in ("updated_at", "revision")]
-    await revision_log.write(connection, record, change, changed)
+    statement = update(_table).where(_table.c.id == current["id"]).values(**values)
+    await revision_log.write(connection, record, change, changed, after=statement)
     return record
