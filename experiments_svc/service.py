@@ -1,5 +1,6 @@
 """ExperimentService: the RPC handlers. Validation lives in `validation`,
-storage in `store`, the compare rules in `research_common.diff`."""
+the update rules in `updates`, storage in `store` (and its revisions in
+`revisions`), the compare in `comparing`."""
 
 from __future__ import annotations
 
@@ -12,20 +13,21 @@ from typing import Any
 from grpc import aio
 
 from experiments_svc import validation as check
+from experiments_svc.comparing import compare_ids, comparison
 from experiments_svc.convert import Record, has_field, revision_to_proto, to_proto
 from experiments_svc.filtering import FIELDS
 from experiments_svc.imports import TrackingClient, record_from_run
-from experiments_svc.models import OPTIONAL_TEXT_FIELDS, WRITE_ONCE_FIELDS
+from experiments_svc.models import OPTIONAL_TEXT_FIELDS
 from experiments_svc.ordering import BEST_OF
 from experiments_svc.ordering import FIELDS as ORDER_FIELDS
 from experiments_svc.revisions import Change
 from experiments_svc.store import LIVE, ExperimentStore, RequestRepeated
+from experiments_svc.updates import changes_of, update_paths
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research_common import diff, ordering
 from research_common import filters as filters_language
 from research_common.auth import ACTOR
-from research_common.diff_messages import write_metric_diff, write_value_diff
-from research_common.errors import AlreadyExists, InvalidArgument, NotFound, echo
+from research_common.errors import AlreadyExists, InvalidArgument, NotFound
 from research_common.logging import REQUEST_ID
 from research_common.page_tokens import PageTokens, not_a_token
 
@@ -40,10 +42,6 @@ PAGE_BYTES = 3 * 1024 * 1024
 REVISION_TYPE = experiments_pb2.ExperimentRevision.DESCRIPTOR.full_name
 NOT_FOUND_MESSAGE = "Experiment not found"
 
-# Update rules by field of Experiment (CONTRACT §5).
-WRITABLE = ("mlflow_run_id", "parameters", "metrics", "artifacts")
-OUTPUT_ONLY = ("id", "created_at", "updated_at")
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -51,67 +49,6 @@ def utc_now() -> datetime:
 
 def _not_found(experiment_id: uuid.UUID) -> NotFound:
     return NotFound.resources(NOT_FOUND_MESSAGE, EXPERIMENT_TYPE, [str(experiment_id)])
-
-
-def _is_populated(message: experiments_pb2.Experiment, name: str) -> bool:
-    """Whether a gRPC caller set the field (the implied mask of AIP-134)."""
-    field = message.DESCRIPTOR.fields_by_name[name]
-    if field.has_presence:
-        return has_field(message, name)
-    return bool(getattr(message, name))
-
-
-def _update_paths(request: experiments_pb2.UpdateExperimentRequest) -> list[str]:
-    """The fields to replace: the mask's paths, or the populated fields when
-    no mask is given. Anything but a writable field is refused by name, and
-    so is a field set outside the mask: nothing sent is dropped silently."""
-    fields = request.experiment.DESCRIPTOR.fields_by_name
-    populated = [name for name in fields if _is_populated(request.experiment, name)]
-    for name in populated:
-        if name in WRITE_ONCE_FIELDS:  # with or without a mask
-            raise _write_once(name)
-    paths = list(dict.fromkeys(request.update_mask.paths)) or populated
-    for path in paths:
-        if path in WRITABLE:
-            continue
-        if path in WRITE_ONCE_FIELDS:
-            raise _write_once(path)
-        if path in OUTPUT_ONLY:
-            raise InvalidArgument.field(path, "is output only and cannot be updated")
-        head = path.split(".", 1)[0]
-        if head in WRITABLE:
-            raise InvalidArgument.field(
-                "update_mask", f"can only replace whole fields; got {echo(path)}, use {head!r}"
-            )
-        raise InvalidArgument.field("update_mask", f"names an unknown field {echo(path)}")
-    outside = [name for name in populated if name not in paths]
-    if outside:
-        raise InvalidArgument.field(
-            outside[0],
-            f"is set but update_mask ({', '.join(paths)}) does not name it: name every "
-            "field to replace in the mask, or send no mask",
-        )
-    return paths
-
-
-def _write_once(name: str) -> InvalidArgument:
-    return InvalidArgument.field(
-        name, "is write-once: lineage fields cannot change after the experiment is recorded"
-    )
-
-
-def _changes(experiment: experiments_pb2.Experiment, paths: list[str]) -> dict[str, Any]:
-    """Stored values for the fields to replace; an unset field clears."""
-    changes: dict[str, Any] = {}
-    for path in paths:
-        if path == "mlflow_run_id":
-            present = experiment.HasField("mlflow_run_id")
-            changes[path] = check.check_text(path, experiment.mlflow_run_id) if present else None
-        elif path == "artifacts":
-            changes[path] = check.check_artifacts(experiment.artifacts)
-        else:  # parameters, metrics
-            changes[path] = check.struct_to_json(getattr(experiment, path), path)
-    return changes
 
 
 class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
@@ -221,7 +158,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
         self, request: experiments_pb2.UpdateExperimentRequest, context: Context
     ) -> experiments_pb2.UpdateExperimentResponse:
         experiment_id = check.parse_uuid("experiment_id", request.experiment_id)
-        changes = _changes(request.experiment, _update_paths(request))
+        changes = changes_of(request.experiment, update_paths(request))
         record = await self._store.update(
             experiment_id,
             changes,
@@ -294,7 +231,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
     async def CompareExperiments(
         self, request: experiments_pb2.CompareExperimentsRequest, context: Context
     ) -> experiments_pb2.CompareExperimentsResponse:
-        ids = _compare_ids(request.experiment_ids)
+        ids = compare_ids(request.experiment_ids)
         overlap = diff.overlapping_overrides(request.maximize, request.minimize)
         if overlap:
             raise InvalidArgument.field(
@@ -307,7 +244,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
                 f"Experiments not found: {', '.join(missing)}", EXPERIMENT_TYPE, missing
             )
         records = [found[i] for i in ids]
-        return _comparison(records, list(request.maximize), list(request.minimize))
+        return comparison(records, list(request.maximize), list(request.minimize))
 
     async def ImportRun(
         self, request: experiments_pb2.ImportRunRequest, context: Context
@@ -401,38 +338,3 @@ def _revision_position(position: list[Any]) -> int:
         revision: int = position[0]
         return revision
     raise not_a_token()
-
-
-def _compare_ids(raw: Any) -> list[uuid.UUID]:
-    diff.check_compare_count("experiment_ids", len(raw))
-    ids = [check.parse_uuid(f"experiment_ids[{i}]", value) for i, value in enumerate(raw)]
-    diff.check_distinct("experiment_ids", ids)
-    return ids
-
-
-def _comparison(
-    records: list[Record], maximize: list[str], minimize: list[str]
-) -> experiments_pb2.CompareExperimentsResponse:
-    keyed = [(str(r["id"]), r) for r in records]
-    metrics = diff.compare_metrics(
-        [(key, r["metrics"]) for key, r in keyed],
-        maximize=maximize,
-        minimize=minimize,
-        default=diff.MINIMIZE,  # as the experiments API document says
-    )
-    params = diff.compare_values([(key, r["parameters"]) for key, r in keyed])
-    lineage = diff.compare_values(
-        [(key, {name: _text(r[name]) for name in WRITE_ONCE_FIELDS}) for key, r in keyed],
-        WRITE_ONCE_FIELDS,
-    )
-    response = experiments_pb2.CompareExperimentsResponse(
-        experiments=[to_proto(r) for r in records]
-    )
-    write_metric_diff(response.metric_diff, metrics, "best_id")
-    write_value_diff(response.param_diff, params)
-    write_value_diff(response.lineage_diff, lineage)
-    return response
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import grpc
+import pytest
 from google.protobuf import field_mask_pb2
 
 from research.experiments.v1 import experiments_pb2 as pb
@@ -308,3 +309,16 @@ async def test_no_method_rewrites_a_revision(stub: ExperimentServiceAsyncStub) -
         ("update", ["metrics"]),
         ("create", ["strategy_id", "mlflow_run_id", "metrics"]),
     ]
+
+
+@pytest.mark.parametrize("field", ["revision", "etag", "deleted_at"])
+async def test_the_record_keeping_fields_are_output_only(
+    stub: ExperimentServiceAsyncStub, field: str
+) -> None:
+    experiment_id = await create(stub)
+    request = pb.UpdateExperimentRequest(
+        experiment_id=experiment_id, update_mask=field_mask_pb2.FieldMask(paths=[field])
+    )
+    error = await rpc_error(stub.UpdateExperiment(request))
+    assert_invalid(error, field, f"{field} is output only and cannot be updated")
+    assert len(await revisions(stub, experiment_id)) == 1
