@@ -12,14 +12,9 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments_svc.config import Settings as ExperimentsSettings
-from experiments_svc.server import create_server as create_experiments
-from gateway.config import Settings as GatewaySettings
-from gateway.server import create_server as create_gateway
 from research_common.auth import MISSING, WRONG, Tokens
-from tracking_svc.config import Settings as TrackingSettings
+from tests.fixtures.stack import guarded_stack
 from tracking_svc.lineage import Lineage, start_run
-from tracking_svc.server import create_server as create_tracking
 
 TOKEN = "gw-token.1"
 STRATEGY = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
@@ -29,42 +24,8 @@ ORIGIN = "http://notebook.example:8888"
 @pytest.fixture
 async def guarded(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """All three processes with API_TOKENS set; the client and the MLflow URI."""
-    tokens = Tokens((TOKEN,))
-    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking, tracking_port = await create_tracking(
-        TrackingSettings(
-            tracking_uri=mlflow_uri,
-            artifact_location=(tmp_path / "artifacts").as_uri(),
-            tokens=tokens,
-        ),
-        "127.0.0.1:0",
-    )
-    await tracking.start()
-    experiments, experiments_port = await create_experiments(
-        ExperimentsSettings(
-            database_url=f"sqlite:///{tmp_path / 'experiments.db'}",
-            tracking_address=f"127.0.0.1:{tracking_port}",
-            tokens=tokens,
-        ),
-        "127.0.0.1:0",
-    )
-    await experiments.start()
-    gateway, port = create_gateway(
-        GatewaySettings(
-            experiments_address=f"127.0.0.1:{experiments_port}",
-            tracking_address=f"127.0.0.1:{tracking_port}",
-            cors_origins=(ORIGIN,),
-            tokens=tokens,
-            shutdown_grace=1,
-        ),
-        "127.0.0.1:0",
-    )
-    await gateway.start()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
+    async with guarded_stack(tmp_path, Tokens((TOKEN,)), (ORIGIN,)) as (http, mlflow_uri):
         yield http, mlflow_uri
-    await gateway.stop()
-    await experiments.stop(0)
-    await tracking.stop(0)
 
 
 async def test_no_token_is_401_with_a_bearer_challenge(

@@ -16,15 +16,10 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments_svc.config import Settings as ExperimentsSettings
-from experiments_svc.server import create_server as create_experiments
-from gateway.config import Settings as GatewaySettings
-from gateway.server import create_server as create_gateway
 from research_common.auth import Tokens
 from research_common.logging import JsonFormatter, TextFormatter
-from tracking_svc.config import Settings as TrackingSettings
+from tests.fixtures.stack import guarded_stack
 from tracking_svc.lineage import Lineage, start_run
-from tracking_svc.server import create_server as create_tracking
 
 WRITER = "w-secret.9f2c"
 READER = "r-secret.7ab1"
@@ -58,43 +53,8 @@ READ = {"Authorization": f"Bearer {READER}"}
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[_Stack]:
     """All three processes with TOKENS."""
-    tokens = Tokens(TOKENS)
-    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking, tracking_port = await create_tracking(
-        TrackingSettings(
-            tracking_uri=mlflow_uri,
-            artifact_location=(tmp_path / "artifacts").as_uri(),
-            tokens=tokens,
-        ),
-        "127.0.0.1:0",
-    )
-    await tracking.start()
-    experiments, experiments_port = await create_experiments(
-        ExperimentsSettings(
-            database_url=f"sqlite:///{tmp_path / 'experiments.db'}",
-            tracking_address=f"127.0.0.1:{tracking_port}",
-            tokens=tokens,
-        ),
-        "127.0.0.1:0",
-    )
-    await experiments.start()
-    gateway, port = create_gateway(
-        GatewaySettings(
-            experiments_address=f"127.0.0.1:{experiments_port}",
-            tracking_address=f"127.0.0.1:{tracking_port}",
-            tokens=tokens,
-            shutdown_grace=1,
-        ),
-        "127.0.0.1:0",
-    )
-    await gateway.start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
-            yield _Stack(http, MlflowClient(tracking_uri=mlflow_uri))
-    finally:
-        await gateway.stop()
-        await experiments.stop(0)
-        await tracking.stop(0)
+    async with guarded_stack(tmp_path, Tokens(TOKENS)) as (http, mlflow_uri):
+        yield _Stack(http, MlflowClient(tracking_uri=mlflow_uri))
 
 
 async def _create(stack: _Stack) -> str:
