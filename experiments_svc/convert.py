@@ -79,6 +79,11 @@ def to_proto(record: Record) -> experiments_pb2.Experiment:
     return message
 
 
+def first_revision(record: Record) -> dict[str, Any]:
+    """A new row as it is stored: at revision 1, not deleted."""
+    return {**record, "revision": 1, "deleted_at": None}
+
+
 def etag_of(experiment_id: uuid.UUID, revision: int) -> str:
     """The entity tag of one revision of one experiment: opaque, different
     for every revision (ids and revision numbers are never reused)."""

@@ -14,7 +14,13 @@ from grpc import aio
 
 from experiments_svc import validation as check
 from experiments_svc.comparing import compare_ids, comparison
-from experiments_svc.convert import Record, has_field, revision_to_proto, to_proto
+from experiments_svc.convert import (
+    Record,
+    first_revision,
+    has_field,
+    revision_to_proto,
+    to_proto,
+)
 from experiments_svc.filtering import FIELDS
 from experiments_svc.imports import TrackingClient, record_from_run
 from experiments_svc.models import OPTIONAL_TEXT_FIELDS
@@ -90,7 +96,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
             "request_id": request_id,
             "request_digest": digest,
         }
-        check.check_size(to_proto({**record, "revision": 1, "deleted_at": None}))
+        check.check_size(to_proto(first_revision(record)))
         try:
             row = await self._store.insert(record, _change("create", now))
         except RequestRepeated as repeated:  # a retry raced the first create
@@ -232,11 +238,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
         self, request: experiments_pb2.CompareExperimentsRequest, context: Context
     ) -> experiments_pb2.CompareExperimentsResponse:
         ids = compare_ids(request.experiment_ids)
-        overlap = diff.overlapping_overrides(request.maximize, request.minimize)
-        if overlap:
-            raise InvalidArgument.field(
-                "maximize", f"and minimize both name {', '.join(map(repr, overlap))}"
-            )
+        diff.check_overrides(request.maximize, request.minimize)
         found = await self._store.get_many(ids)
         missing = [str(i) for i in ids if i not in found]
         if missing:
@@ -262,7 +264,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
         run = await self._tracking.get_run(run_id, context.time_remaining())
         now = self._clock()
         record = record_from_run(run, now)
-        check.check_size(to_proto({**record, "revision": 1, "deleted_at": None}))
+        check.check_size(to_proto(first_revision(record)))
         try:
             row = await self._store.insert(record, _change("import", now))
         except AlreadyExists:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from experiments_svc import revisions as revision_log
-from experiments_svc.convert import Record, etag_of, every_set_field
+from experiments_svc.convert import Record, etag_of, every_set_field, first_revision
 from experiments_svc.filtering import FilterCompiler
 from experiments_svc.models import ExperimentRow
 from experiments_svc.ordering import SortOrder
@@ -78,7 +78,7 @@ class ExperimentStore:
         enforces it, so racing imports cannot both win); RequestRepeated
         with the first row when another create carried the same request_id
         (racing retries insert once)."""
-        row = {**record, "revision": 1, "deleted_at": None}
+        row = first_revision(record)
         change = change or Change("create", record["created_at"])
         try:
             async with self._engine.begin() as connection:

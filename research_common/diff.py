@@ -59,6 +59,16 @@ def overlapping_overrides(maximize: Iterable[str], minimize: Iterable[str]) -> l
     return sorted(set(maximize) & set(minimize))
 
 
+def check_overrides(maximize: Iterable[str], minimize: Iterable[str]) -> None:
+    """InvalidArgument naming `maximize` when a request asks to both
+    maximise and minimise a metric (both compares, both lists' `best`)."""
+    overlap = overlapping_overrides(maximize, minimize)
+    if overlap:
+        raise InvalidArgument.field(
+            "maximize", f"and minimize both name {', '.join(map(repr, overlap))}"
+        )
+
+
 def choose_direction(
     metric: str,
     *,

@@ -68,11 +68,7 @@ def parse(text: str, fields: Fields, best_of: str, directions: Directions) -> tu
     `best_of` names the map whose entries `best` may order (the metrics)."""
     if len(text) > MAX_CHARS:
         raise _error(f"is {len(text)} characters; at most {MAX_CHARS}")
-    overlap = diff.overlapping_overrides(directions.maximize, directions.minimize)
-    if overlap:
-        raise InvalidArgument.field(
-            "maximize", f"and minimize both name {', '.join(map(repr, overlap))}"
-        )
+    diff.check_overrides(directions.maximize, directions.minimize)
     if not text.strip():
         return ()
     keys: list[OrderKey] = []

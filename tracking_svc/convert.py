@@ -6,14 +6,9 @@ from mlflow.entities import Experiment, Metric, Run
 
 from research.tracking.v1 import tracking_pb2
 from research_common.constants import RUN_TYPE_TAG
-from tracking_svc.run_search import RunRow, restore_infinity
+from tracking_svc.run_search import RunRow, metrics_of, restore_infinity
 
 UNKNOWN_RUN_TYPE = "unknown"
-
-
-def metrics_of(run: Run) -> dict[str, float]:
-    """Final metric values as logged (±inf included; NaN stays NaN)."""
-    return {key: restore_infinity(value) for key, value in run.data.metrics.items()}
 
 
 def run_name(run: Run) -> str:

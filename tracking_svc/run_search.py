@@ -60,6 +60,11 @@ def restore_infinity(value: float) -> float:
     return value
 
 
+def metrics_of(run: Run) -> dict[str, float]:
+    """Final metric values as logged (±inf included; NaN stays NaN)."""
+    return {key: restore_infinity(value) for key, value in run.data.metrics.items()}
+
+
 def row_of(run: Run) -> RunRow:
     """A run of MLflow's client as a row."""
     return RunRow(
@@ -68,7 +73,7 @@ def row_of(run: Run) -> RunRow:
         status=run.info.status,
         start_time=run.info.start_time or 0,
         params=dict(run.data.params),
-        metrics={key: restore_infinity(value) for key, value in run.data.metrics.items()},
+        metrics=metrics_of(run),
         tags=dict(run.data.tags),
     )
 

@@ -15,7 +15,7 @@ from research_common import diff, ordering
 from research_common import filters as filters_language
 from research_common.constants import MLFLOW_RUN_RESOURCE
 from research_common.diff_messages import write_metric_diff, write_value_diff
-from research_common.errors import InvalidArgument, NotFound
+from research_common.errors import NotFound
 from research_common.page_tokens import PageTokens, not_a_token
 from tracking_svc import convert
 from tracking_svc import validation as check
@@ -25,7 +25,7 @@ from tracking_svc.lineage import LINEAGE_TAGS
 from tracking_svc.ordering import BEST_OF, mlflow_order_by
 from tracking_svc.ordering import DEFAULT as DEFAULT_ORDER
 from tracking_svc.ordering import FIELDS as ORDER_FIELDS
-from tracking_svc.run_search import RunRow
+from tracking_svc.run_search import RunRow, metrics_of
 
 Context = aio.ServicerContext[Any, Any]
 T = TypeVar("T")
@@ -173,7 +173,7 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
             run = await self._call(context, lambda: self._backend.get_run(run_id))
         except RunNotFound:  # documented: an unknown run has no metrics
             return tracking_pb2.GetRunMetricsResponse(run_id=run_id)
-        return tracking_pb2.GetRunMetricsResponse(run_id=run_id, metrics=convert.metrics_of(run))
+        return tracking_pb2.GetRunMetricsResponse(run_id=run_id, metrics=metrics_of(run))
 
     async def GetRunParams(
         self, request: tracking_pb2.GetRunParamsRequest, context: Context
@@ -202,11 +202,7 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
         self, request: tracking_pb2.CompareRunsRequest, context: Context
     ) -> tracking_pb2.CompareRunsResponse:
         run_ids = check.compare_ids(request.run_ids)
-        overlap = diff.overlapping_overrides(request.maximize, request.minimize)
-        if overlap:
-            raise InvalidArgument.field(
-                "maximize", f"and minimize both name {', '.join(map(repr, overlap))}"
-            )
+        diff.check_overrides(request.maximize, request.minimize)
         found = await self._call(context, lambda: self._backend.find_runs(run_ids))
         missing = [run_id for run_id in run_ids if run_id not in found]
         if missing:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from experiments_svc.convert import every_set_field, snapshot
+from experiments_svc.convert import every_set_field, first_revision, snapshot
 
 revision = "0003"
 down_revision = "0002"
@@ -119,7 +119,7 @@ def _backfill(revisions: sa.Table) -> None:
                     "experiment_id": row["id"],
                     "revision": 1,
                     "action": "create",
-                    "experiment": snapshot({**row, "revision": 1, "deleted_at": None}),
+                    "experiment": snapshot(first_revision(row)),
                     "changed_fields": every_set_field(row),
                     "actor": None,
                     "request_id": None,
