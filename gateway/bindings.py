@@ -24,6 +24,7 @@ from google.protobuf.descriptor import (
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from gateway.key_orders import KeyOrder, key_orders
 from gateway.templates import PathTemplate, TemplateError, parse_template
 from research.http.v1 import response_pb2
 
@@ -78,10 +79,9 @@ class Binding:
     body: str | None  # None: no body; "*": the whole request; else a field
     response_body: str | None
     response: ResponseRule
-    # Maps of the response whose keys follow a request field (`key_order`):
-    # (path in the rendered JSON, "*" for any map key or list item; the
-    # request's repeated string field).
-    key_orders: tuple[tuple[tuple[str, ...], str], ...] = ()
+    # Maps of the answer whose keys follow a request field (`key_order`,
+    # `every_key`), by their path in the rendered JSON.
+    key_orders: tuple[KeyOrder, ...] = ()
     request: RequestRule = RequestRule()
 
     @property
@@ -152,7 +152,7 @@ def _binding(
         body=rule.body or None,
         response_body=rule.response_body or None,
         response=response,
-        key_orders=tuple(_key_orders(reply, request, (), set())),
+        key_orders=key_orders(reply, request, rule.response_body or None),
         request=conditions,
     )
 
@@ -175,38 +175,6 @@ def _check_conditions(
     # any other method refused with 412 before it runs).
     if rule.if_none_match and verb != "GET":
         raise TemplateError(f"{where}: if_none_match on {verb}; only GET answers 304")
-
-
-def _key_orders(
-    message: Descriptor, request: Descriptor, prefix: tuple[str, ...], seen: set[str]
-) -> list[tuple[tuple[str, ...], str]]:
-    """Every `key_order` map under `message`, checked against `request`."""
-    if message.full_name in seen:  # a recursive message: each type once
-        return []
-    seen = seen | {message.full_name}
-    found: list[tuple[tuple[str, ...], str]] = []
-    for field in message.fields:
-        path = (*prefix, field.name)
-        options = field.GetOptions()
-        if options.HasExtension(response_pb2.key_order):
-            order = options.Extensions[response_pb2.key_order]
-            source = request.fields_by_name.get(order)
-            if source is None or not source.is_repeated:
-                raise TemplateError(
-                    f"{message.full_name}.{field.name}: key_order {order!r} is not a "
-                    f"repeated field of {request.full_name}"
-                )
-            found.append((path, order))
-        nested = field.message_type
-        if nested is None:
-            continue
-        if nested.GetOptions().map_entry:
-            value = nested.fields_by_name["value"].message_type
-            if value is not None:
-                found += _key_orders(value, request, (*path, "*"), seen)
-        else:
-            found += _key_orders(nested, request, (*path, "*") if field.is_repeated else path, seen)
-    return found
 
 
 def _response_rule(method: MethodDescriptor, options: Any) -> ResponseRule:

@@ -6,7 +6,10 @@
 - a `Struct` number that is a whole number comes back as an integer, since
   `Struct` holds every number as a double (`200`, not `200.0`);
 - NaN and ±Infinity become `null` (orjson writes non-finite floats as null);
-- `Timestamp` is an RFC 3339 UTC string; enums are their names.
+- `Timestamp` is an RFC 3339 UTC string; enums are their names;
+- a message with the option `(research.http.v1.unwrap) = "<field>"` is that
+  one field's value (a map of maps needs a wrapper message in protobuf, not
+  in JSON); unset, it is `null` like any unset message.
 
 A renderer is compiled once per message type from its descriptor into a list
 of per-field closures, which costs far less per call than walking the
@@ -24,6 +27,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from research.http.v1 import response_pb2
 from research_common.constants import WRAPPER_VALUE_TYPES
 
 Render = Callable[[Any], Any]
@@ -32,10 +36,13 @@ Render = Callable[[Any], Any]
 _EXACT_INT = 2**53
 
 
-def render(message: Message) -> dict[str, Any]:
-    """`message` as a JSON-ready dict."""
-    result: dict[str, Any] = message_renderer(message.DESCRIPTOR)(message)
-    return result
+class UnwrapError(ValueError):
+    """An `unwrap` option that names no field of its message."""
+
+
+def render(message: Message) -> Any:
+    """`message` as a JSON-ready dict (an unwrapped message: its field's value)."""
+    return message_renderer(message.DESCRIPTOR)(message)
 
 
 def render_field(message: Message, name: str) -> Any:
@@ -48,12 +55,30 @@ def message_renderer(descriptor: Descriptor) -> Render:
     special = _WELL_KNOWN.get(descriptor.full_name)
     if special is not None:
         return special
+    unwrapped = unwrap_field(descriptor)
+    if unwrapped is not None:
+        # The field's own renderer takes the message: no wrapper call per value.
+        return field_renderer(unwrapped)
     fields = [(f.name, field_renderer(f)) for f in descriptor.fields]
 
     def render_message(message: Message) -> dict[str, Any]:
         return {name: render_one(message) for name, render_one in fields}
 
     return render_message
+
+
+def unwrap_field(descriptor: Descriptor) -> FieldDescriptor | None:
+    """The field `(research.http.v1.unwrap)` names, which stands for the
+    message in JSON; None without the option. UnwrapError when the message
+    has no such field (bindings refuse it at start-up)."""
+    options = descriptor.GetOptions()
+    if not options.HasExtension(response_pb2.unwrap):
+        return None
+    name = options.Extensions[response_pb2.unwrap]
+    field = descriptor.fields_by_name.get(name)
+    if field is None:
+        raise UnwrapError(f"{descriptor.full_name}: unwrap names {name!r}, which is not its field")
+    return field
 
 
 @cache

@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 
 from gateway.bindings import Binding
 from gateway.errors import HttpError
+from gateway.key_orders import order_keys
 from gateway.parsing import FieldError, parse_field, parse_into, set_from_text
 from gateway.preconditions import IF_MATCH, entity_tag
 from gateway.rendering import render, render_field
@@ -172,7 +173,7 @@ def _apply_query(
 
 def build_reply(binding: Binding, response: Message, request: Message | None = None) -> Reply:
     """Status, JSON body, `Location` and entity tag of a successful call;
-    `request` gives the key order of `key_order` maps."""
+    `request` gives the keys of `key_order` maps (`gateway.key_orders`)."""
     rule = binding.response
     status = rule.status
     created = status == 201
@@ -192,9 +193,8 @@ def build_reply(binding: Binding, response: Message, request: Message | None = N
         body = render_field(response, binding.response_body)
     else:
         body = render(response)
-        if request is not None:
-            for path, field in binding.key_orders:
-                _order_keys(body, path, list(getattr(request, field)))
+    if request is not None:
+        body = order_keys(body, binding.key_orders, request)
     return Reply(status, body, location, token or None, etag)
 
 
@@ -227,26 +227,6 @@ def next_link(binding: Binding, token: str, path: str, raw_query: bytes) -> str:
     ]
     kept.append(f"{rule.request_field}={quote(token, safe='')}")
     return f'<{path}?{"&".join(kept)}>; rel="next"'
-
-
-def _order_keys(node: Any, path: tuple[str, ...], order: list[str]) -> None:
-    """Rewrite the dict at `path` ("*" = every map value or list item) with
-    the keys in `order` first, in that order, then any others as they were."""
-    head, rest = path[0], path[1:]
-    if head == "*":
-        children = node.values() if isinstance(node, dict) else node
-        for child in children if isinstance(node, dict | list) else ():
-            _order_keys(child, rest, order)
-        return
-    if not isinstance(node, dict) or not isinstance(node.get(head), dict | list):
-        return
-    if rest:
-        _order_keys(node[head], rest, order)
-    elif isinstance(node[head], dict):
-        target: dict[str, Any] = node[head]
-        ordered = {key: target[key] for key in order if key in target}
-        ordered.update((key, value) for key, value in target.items() if key not in ordered)
-        node[head] = ordered
 
 
 def _text(message: Message, path: str) -> str:

@@ -44,6 +44,9 @@ rule of a proto method, transcoded to one gRPC call.
   present: an unset optional field or message is `null`.
 - 64-bit integers are JSON numbers; timestamps are RFC 3339 UTC strings; a
   non-finite number (NaN, ±Infinity) is `null`; enums are their names.
+- An object keyed by the ids a request lists (a compare's runs or
+  experiments) has its keys in the request's order; where its description
+  says so, every id of the request is a key, `null` where there is no value.
 - Request bodies are strict: an unknown field, a wrong type or an unknown query
   parameter is 400 naming it.
 - Every error has the body `Error`: `code` (the gRPC code number), `message`,

@@ -10,6 +10,9 @@ differently:
   and so is every double, float included (NaN and ±Infinity render as null);
   64-bit integers are JSON numbers; a Timestamp is a `date-time` string; a
   Struct is a free object, a Value any JSON value; enums are their names;
+  a message with the `unwrap` option is the schema of its one field (with
+  the message's comment); the values of an `every_key` map are nullable (an
+  id the map lacks is null);
 - the *input* form (component `pkg.Message-Input`, a name no proto type can
   have) follows `gateway/parsing.py`: no field is required, each may be null
   (null leaves a field unset; in a PATCH body it clears it), and no unknown
@@ -25,7 +28,9 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from gateway.key_orders import every_key
 from gateway.openapi.comments import Comments
+from gateway.rendering import unwrap_field
 from research_common.constants import WRAPPER_VALUE_TYPES
 
 Schema = dict[str, Any]
@@ -112,8 +117,19 @@ class Schemas:
         name = descriptor.full_name + ("-Input" if input else "")
         if name not in self.components:
             self.components[name] = {}  # taken first: a message may hold its own type
-            self.components[name] = self.object(descriptor, input=input)
+            unwrapped = None if input else unwrap_field(descriptor)
+            if unwrapped is None:
+                self.components[name] = self.object(descriptor, input=input)
+            else:
+                self.components[name] = self._unwrapped(descriptor, unwrapped)
         return {"$ref": f"#/components/schemas/{name}"}
+
+    def _unwrapped(self, descriptor: Descriptor, field: FieldDescriptor) -> Schema:
+        """An unwrapped message: its field's value, described by the
+        message's comment (the field's when the message has none). Only the
+        output form: a request is parsed field by field (`gateway/parsing.py`)."""
+        description = self.comments.get(descriptor.full_name) or self.comments.get(field.full_name)
+        return _described(self._whole(field, input=False), description)
 
     def object(
         self, descriptor: Descriptor, *, input: bool, without: frozenset[str] = frozenset()
@@ -136,16 +152,15 @@ class Schemas:
     def field(self, field: FieldDescriptor, *, input: bool) -> Schema:
         """The JSON value of a field as a whole: an array for a repeated
         field, an object for a map, else one value; with its comment."""
+        return _described(self._whole(field, input=input), self.comments.get(field.full_name))
+
+    def _whole(self, field: FieldDescriptor, *, input: bool) -> Schema:
+        """The field's value as `field` documents it, without its comment."""
         schema = self.bare_field(field, input=input)
         if input:
-            schema = nullable(schema)  # null leaves the field unset
-        elif not field.is_repeated and field.has_presence:
-            schema = nullable(schema)
-        description = self.comments.get(field.full_name)
-        if description:
-            if "$ref" in schema:
-                schema = {"allOf": [schema]}  # a sibling of $ref is ignored
-            schema = {**schema, "description": description}
+            return nullable(schema)  # null leaves the field unset
+        if not field.is_repeated and field.has_presence:
+            return nullable(schema)
         return schema
 
     def bare_field(self, field: FieldDescriptor, *, input: bool) -> Schema:
@@ -154,6 +169,8 @@ class Schemas:
         entry = field.message_type
         if field.is_repeated and entry is not None and entry.GetOptions().map_entry:
             values = self._value(entry.fields_by_name["value"], input=input)
+            if not input and every_key(field):
+                values = nullable(values)  # an id the map lacks is null
             return {"type": "object", "additionalProperties": values}
         if field.is_repeated:
             return {"type": "array", "items": self._value(field, input=input)}
@@ -167,3 +184,12 @@ class Schemas:
         if field.type in _FLOATS and not input:
             schema["nullable"] = True  # NaN and ±Infinity render as null
         return schema
+
+
+def _described(schema: Schema, description: str | None) -> Schema:
+    """`schema` with `description`, when there is one."""
+    if not description:
+        return schema
+    if "$ref" in schema:
+        schema = {"allOf": [schema]}  # a sibling of $ref is ignored
+    return {**schema, "description": description}

@@ -514,8 +514,10 @@ def test_non_finite_doubles_render_as_null() -> None:
     assert orjson.dumps(render(point)) == b'{"step":1,"timestamp":2,"value":null}'
     value = struct_pb2.Value(number_value=math.nan)
     diff = ex.MetricDiff(values={"e1": value}, direction="maximize")
+    diff.delta.values["e1"] = math.nan  # in an unwrapped message too
     assert orjson.dumps(render(diff)) == (
-        b'{"values":{"e1":null},"best_id":null,"direction":"maximize"}'
+        b'{"values":{"e1":null},"best_id":null,"direction":"maximize","baseline":null,'
+        b'"delta":{"e1":null},"change_pct":null,"verdict":null}'
     )
 
 
@@ -959,7 +961,15 @@ def test_get_and_compare_replies() -> None:
     ) == Reply(200, render(EXPERIMENT), None)
     reply = build_reply(EXPERIMENT_BINDINGS["CompareExperiments"], ex.CompareExperimentsResponse())
     assert reply == Reply(
-        200, {"experiments": [], "metric_diff": {}, "param_diff": {}, "lineage_diff": {}}, None
+        200,
+        {
+            "experiments": [],
+            "metric_diff": {},
+            "param_diff": {},
+            "lineage_diff": {},
+            "selection": {},
+        },
+        None,
     )
 
 

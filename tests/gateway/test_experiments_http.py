@@ -659,12 +659,17 @@ async def test_compare_sets_rows_in_request_order_with_diffs(stack: Stack) -> No
     response = await stack.http.post(f"{COLLECTION}/compare", json=[i2, i1, i3])
     assert response.status_code == 200, response.text
     body = response.json()
-    assert list(body) == ["experiments", "metric_diff", "param_diff", "lineage_diff"]
+    assert list(body) == ["experiments", "metric_diff", "param_diff", "lineage_diff", "selection"]
     assert body["experiments"] == [e2, e1, e3]
 
     def values(v2: Any, v1: Any, v3: Any) -> dict[str, Any]:
         return {i2: v2, i1: v1, i3: v3}
 
+    # Without a baseline, the four figures against it are null (CONTRACT §11).
+    for entry in body["metric_diff"].values():
+        assert list(entry)[3:] == ["baseline", "delta", "change_pct", "verdict"]
+        for figure in ("baseline", "delta", "change_pct", "verdict"):
+            assert entry.pop(figure) is None
     assert body["metric_diff"] == {
         "sharpe": {"values": values(1.5, 1.2, 0.9), "best_id": i2, "direction": "maximize"},
         "mse": {"values": values(0.05, 0.04, 0.03), "best_id": i3, "direction": "minimize"},
@@ -678,6 +683,9 @@ async def test_compare_sets_rows_in_request_order_with_diffs(stack: Stack) -> No
             "direction": "maximize",
         },
     }
+    # A Sharpe ratio is judged for selection bias, as its best experiment.
+    assert list(body["selection"]) == ["sharpe"]
+    assert body["selection"]["sharpe"]["experiment_id"] == i2
     assert body["param_diff"] == {
         "lr": {"values": values(0.01, 0.05, 0.05), "varies": True},
         "depth": {"values": values(6, 6, 6), "varies": False},
@@ -710,6 +718,10 @@ async def test_compare_direction_overrides_from_the_query(stack: Stack) -> None:
         "values": {i1: 3, i2: 1, i3: 2},
         "best_id": i1,
         "direction": "maximize",
+        "baseline": None,
+        "delta": None,
+        "change_pct": None,
+        "verdict": None,
     }
     assert diff["sharpe"]["best_id"] == i3
     assert diff["sharpe"]["direction"] == "minimize"
@@ -718,6 +730,29 @@ async def test_compare_direction_overrides_from_the_query(stack: Stack) -> None:
     # Unnamed metrics keep their built-in rule.
     assert diff["mse"]["best_id"] == i3
     assert diff["mse"]["direction"] == "minimize"
+
+
+async def test_compare_against_a_baseline_lists_every_id_in_request_order(stack: Stack) -> None:
+    e1, e2, e3 = await _compared(stack.http)
+    i1, i2, i3 = e1["id"], e2["id"], e3["id"]
+    response = await stack.http.post(f"{COLLECTION}/compare?baseline={i1}", json=[i3, i1, i2])
+    assert response.status_code == 200, response.text
+    diff = response.json()["metric_diff"]
+    custom = diff["custom"]  # minimize: 3 (baseline), 1, 2
+    assert custom["baseline"] == 3
+    # Objects keyed by experiment id follow the request, baseline or not.
+    assert list(custom["delta"]) == [i3, i1, i2]
+    assert custom["delta"] == {i3: -1, i1: 0, i2: -2}
+    assert list(custom["verdict"]) == [i3, i1, i2]
+    assert custom["verdict"] == {i3: "better", i1: "baseline", i2: "better"}
+    # The baseline lacks the metric: every id is still a key of `delta` and
+    # `change_pct` (the gateway's `every_key`), null for each.
+    drawdown = diff["max_drawdown"]
+    assert drawdown["baseline"] is None
+    assert drawdown["delta"] == {i3: None, i1: None, i2: None}
+    assert list(drawdown["delta"]) == [i3, i1, i2]
+    assert drawdown["change_pct"] == {i3: None, i1: None, i2: None}
+    assert list(drawdown["change_pct"]) == [i3, i1, i2]
 
 
 async def test_compare_ties_go_to_the_earliest_id(stack: Stack) -> None:

@@ -22,7 +22,9 @@ from gateway.openapi.comments import default_descriptor_set
 from gateway.openapi.parameters import openapi_path
 from gateway.server import create_server, default_upstreams
 from gateway.templates import parse_template
+from gateway.transcoding import build_reply
 from gateway.upstreams import Upstreams
+from research.tracking.v1 import tracking_pb2 as tr
 from research_common.auth import Tokens
 from tests.fixtures.stack import Stack
 from tests.gateway.openapi_checks import (
@@ -175,7 +177,8 @@ def test_parameters_and_bodies_follow_the_bindings(document: dict[str, Any]) -> 
     body = compare["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"type": "array", "items": {"type": "string"}}  # a bare JSON array
     queries = {p["name"]: p for p in compare["parameters"] if p.get("in") == "query"}
-    assert set(queries) == {"maximize", "minimize"}
+    assert list(queries) == ["maximize", "minimize", "baseline"]
+    assert queries["baseline"]["schema"] == {"type": "string"}
     assert queries["maximize"]["schema"]["type"] == "array"
     assert queries["maximize"]["explode"] is True
     listing = found["GET", "/api/v1/experiments"]
@@ -212,6 +215,120 @@ def test_parameters_and_bodies_follow_the_bindings(document: dict[str, Any]) -> 
     create_body = create["requestBody"]["content"]["application/json"]["schema"]
     assert "strategy_id" in create_body["properties"]
     assert create_body["additionalProperties"] is False
+
+
+# --- unwrap and every_key ------------------------------------------------------
+
+TRACKING = "research.tracking.v1"
+NULL = {"type": "object", "nullable": True, "enum": [None]}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def test_an_unwrapped_message_is_its_field_described_as_the_message(
+    document: dict[str, Any],
+) -> None:
+    numbers = component(document, f"{TRACKING}.RunNumbers")
+    assert numbers == {
+        # every_key: a run the map lacks is null (a double is, anyway: NaN).
+        "type": "object",
+        "additionalProperties": {"type": "number", "format": "double", "nullable": True},
+        "description": "RunNumbers maps every compared run id to a number, null where there "
+        "is\nnone.",
+    }
+    verdicts = component(document, f"{TRACKING}.RunVerdicts")
+    assert verdicts["type"] == "object"
+    assert verdicts["additionalProperties"] == {"type": "string"}  # no every_key: never null
+    fold_stats = component(document, f"{TRACKING}.MetricFoldStats")
+    assert fold_stats == {
+        "type": "object",
+        "additionalProperties": {"anyOf": [ref(f"{TRACKING}.FoldStats"), NULL]},
+        "description": "MetricFoldStats holds every compared run's fold statistics of one metric.",
+    }
+    paired = component(document, f"{TRACKING}.MetricPaired")
+    assert paired["additionalProperties"] == ref(f"{TRACKING}.PairedStats")
+    # A message field holding one: null when unset, like any message.
+    delta = component(document, f"{TRACKING}.MetricDiff")["properties"]["delta"]
+    assert delta["anyOf"] == [ref(f"{TRACKING}.RunNumbers"), NULL]
+    assert delta["description"].startswith("Each run's value minus the baseline's")
+    experiments = "research.experiments.v1"
+    diff = component(document, f"{experiments}.MetricDiff")["properties"]
+    assert diff["change_pct"]["anyOf"] == [ref(f"{experiments}.ExperimentNumbers"), NULL]
+    assert diff["verdict"]["anyOf"] == [ref(f"{experiments}.ExperimentVerdicts"), NULL]
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "described"),
+    [
+        (
+            f"{TRACKING}.FoldStats",
+            ["folds", "mean", "std", "min", "max", "worst", "positive_share", "skipped"],
+            ("mean", "Mean over the folds."),
+        ),
+        (
+            f"{TRACKING}.PairedStats",
+            ["n", "wins", "losses", "ties", "mean_diff", "sign_test_p"],
+            ("n", "Number of steps both runs have."),
+        ),
+        (
+            f"{TRACKING}.Overfitting",
+            ["runs", "steps", "blocks", "combinations", "pbo", "reason"],
+            ("reason", "Why `pbo` is null, e.g. fewer than 4 blocks."),
+        ),
+        (
+            "research.experiments.v1.Selection",
+            [
+                "experiment_id",
+                "sharpe",
+                "trials",
+                "sharpe_variance",
+                "expected_max_sharpe",
+                "deflated_sharpe",
+                "reason",
+            ],
+            ("sharpe", "Its Sharpe ratio per observation (SR)."),
+        ),
+    ],
+)
+def test_the_compare_statistics_are_documented(
+    document: dict[str, Any], name: str, fields: list[str], described: tuple[str, str]
+) -> None:
+    schema = component(document, name)
+    assert list(schema["properties"]) == fields
+    assert schema["required"] == fields
+    assert schema["description"].startswith(name.rsplit(".", 1)[1])
+    for field in fields:
+        assert schema["properties"][field]["description"], field
+    field, text = described
+    assert schema["properties"][field]["description"] == text
+
+
+def test_a_compare_with_every_statistic_validates(document: dict[str, Any]) -> None:
+    """The gateway's own rendering of every new figure, nulls included, is
+    what the document says (the real services send it in the stack test)."""
+    response = tr.CompareRunsResponse()
+    diff = response.metric_diff["m"]
+    diff.values["a"].number_value = 1.0
+    diff.direction, diff.baseline = "maximize", 1.0
+    diff.delta.values["b"] = 1.5
+    diff.change_pct.values["b"] = 150.0
+    diff.verdict.values["a"] = "baseline"
+    response.metric_diff["n"].direction = "minimize"  # unset figures: null
+    response.fold_stats["m"].runs["a"].folds = 2
+    response.paired["m"].runs["b"].mean_diff = 0.5
+    response.overfitting["m"].reason = "too few"
+    binding = next(
+        b
+        for b in bindings_for(tr.DESCRIPTOR.services_by_name["TrackingService"], "tracking")
+        if b.method.name == "CompareRuns"
+    )
+    body = build_reply(binding, response, tr.CompareRunsRequest(run_ids=["a", "b"])).body
+    assert body["metric_diff"]["m"]["delta"] == {"a": None, "b": 1.5}
+    assert body["fold_stats"]["m"]["b"] is None
+    validator = body_validator(document, "POST", "/api/v1/tracking/runs/compare", 200)
+    validator.validate(body)
 
 
 # --- served by the gateway ----------------------------------------------------

@@ -813,6 +813,22 @@ def lineage_entry(values: dict[str, Any]) -> dict[str, Any]:
     return {"values": values, "varies": len({json.dumps(v) for v in values.values()}) > 1}
 
 
+# What each metric_diff entry holds against a baseline (CONTRACT §11).
+BASELINE_FIGURES = ("baseline", "delta", "change_pct", "verdict")
+
+
+def without_baseline(diff: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`diff` less the figures against a baseline, which must all be null
+    (and come last, in proto order) since the request named none."""
+    for key, entry in diff.items():
+        assert list(entry)[-4:] == list(BASELINE_FIGURES), key
+        assert [entry[figure] for figure in BASELINE_FIGURES] == [None] * 4, key
+    return {
+        key: {name: value for name, value in entry.items() if name not in BASELINE_FIGURES}
+        for key, entry in diff.items()
+    }
+
+
 async def test_compare_reproduces_the_documented_example(
     mlflow_server: MlflowServer, logged: Logged
 ) -> None:
@@ -857,7 +873,18 @@ async def test_compare_reproduces_the_documented_example(
     async with serve(mlflow_server.url, logged.example_experiment) as http:
         response = await http.post(COMPARE, json={"run_ids": list(ids)})
         body = ok(response)
-        assert list(body) == ["runs", "metric_diff", "param_diff", "lineage_diff"]
+        assert list(body) == [
+            "runs",
+            "metric_diff",
+            "param_diff",
+            "lineage_diff",
+            "fold_stats",
+            "paired",
+            "overfitting",
+        ]
+        # One step per metric: no fold statistics; no baseline: no pairs.
+        assert (body.pop("fold_stats"), body.pop("paired"), body.pop("overfitting")) == ({}, {}, {})
+        body["metric_diff"] = without_baseline(body["metric_diff"])
         assert body == expected
         assert body["metric_diff"]["oos_sharpe"]["best_run_id"] == ids[0]
         assert body["metric_diff"]["max_drawdown"]["best_run_id"] == ids[0]
@@ -911,7 +938,7 @@ async def test_compare_rows_in_request_order_with_non_finite_values(stack: Stack
     def values(*row: Any) -> dict[str, Any]:
         return dict(zip(ids, row, strict=True))
 
-    assert body["metric_diff"] == {
+    assert without_baseline(body["metric_diff"]) == {
         "oos_sharpe": {
             "values": values(1.0, None, 1.42, 0.7),
             "best_run_id": ta,
@@ -997,6 +1024,49 @@ async def test_compare_values_keys_follow_the_request_order(stack: Stack) -> Non
             assert list(entry["values"]) == ids, (section, key)
 
 
+async def test_compare_against_a_baseline_lists_every_run_in_request_order(stack: Stack) -> None:
+    """CONTRACT §11 through the gateway: the objects keyed by run id follow
+    the request, and those marked `every_key` (`delta`, `change_pct`, each
+    metric of `fold_stats`) hold every compared run, null where the service
+    sent no entry."""
+    seeded = stack.seeded
+    # Walk-forward: oos_sharpe at 5 steps; cpcv: at 2; training: at 1 only.
+    wf, cb, ta = seeded.walk_forward_a, seeded.cpcv_b, seeded.training_a
+    ids = [cb, ta, wf]
+    body = ok(await stack.http.post(COMPARE, json={"run_ids": ids, "baseline_run_id": wf}))
+    sharpe = body["metric_diff"]["oos_sharpe"]
+    assert sharpe["baseline"] == FOLD_SHARPE[4]  # the run's final value, at its last step
+    for figure in ("delta", "change_pct", "verdict"):
+        assert list(sharpe[figure]) == ids, figure
+    assert sharpe["delta"][wf] == 0
+    assert sharpe["verdict"] == {cb: "worse", ta: "better", wf: "baseline"}
+    # Only training_a has `accuracy`; the baseline lacks it: every delta is null.
+    accuracy = body["metric_diff"]["accuracy"]
+    assert accuracy["baseline"] is None
+    assert accuracy["delta"] == {cb: None, ta: None, wf: None}
+    assert list(accuracy["delta"]) == ids
+    assert accuracy["change_pct"] == {cb: None, ta: None, wf: None}
+    assert list(accuracy["verdict"]) == ids
+    # A metric with fewer than two steps in a run: that run is null.
+    folds = body["fold_stats"]["oos_sharpe"]
+    assert list(folds) == ids
+    assert folds[ta] is None
+    assert list(folds[wf]) == [
+        "folds",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "worst",
+        "positive_share",
+        "skipped",
+    ]
+    assert (folds[wf]["folds"], folds[wf]["min"], folds[wf]["max"]) == (5, -0.2, 1.6)
+    assert folds[cb]["folds"] == 2
+    # Every run but the baseline, in request order (no `every_key` here).
+    assert list(body["paired"]["oos_sharpe"]) == [cb, ta]
+
+
 async def test_compare_direction_overrides_and_ties(stack: Stack) -> None:
     seeded = stack.seeded
     ta, tb = seeded.training_a, seeded.training_b
@@ -1009,7 +1079,7 @@ async def test_compare_direction_overrides_and_ties(stack: Stack) -> None:
         },
     )
     diff = ok(response)["metric_diff"]
-    assert diff == {
+    assert without_baseline(diff) == {
         "oos_sharpe": {
             "values": {tb: 1.18, ta: 1.42},
             "best_run_id": tb,
@@ -1127,7 +1197,7 @@ async def test_compare_unknown_ids_are_404_listing_every_missing_id(stack: Stack
     # A run of another experiment compares like any other.
     found = ok(await stack.http.post(COMPARE, json={"run_ids": [seeded.other, seeded.training_a]}))
     assert [row["run_id"] for row in found["runs"]] == [seeded.other, seeded.training_a]
-    assert found["metric_diff"]["oos_sharpe"] == {
+    assert without_baseline(found["metric_diff"])["oos_sharpe"] == {
         "values": {seeded.other: 2.0, seeded.training_a: 1.42},
         "best_run_id": seeded.other,
         "direction": "maximize",
