@@ -1,5 +1,6 @@
 """CompareRuns of 10 runs against the seed design's 10 sequential `get_run`
-calls, on the same real `mlflow server`, measured side by side.
+calls, and against CompareRuns of 10 walk-forward runs with a baseline and
+fold statistics, on the same real `mlflow server`, measured side by side.
 
     .venv/bin/python -m bench.compare_runs [--rounds 30] [--json out.json]
 
@@ -16,12 +17,14 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import random
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from grpc import aio
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from bench.stats import summarize
@@ -34,10 +37,14 @@ from tracking_svc.server import create_server
 
 EXPERIMENT = "bench-compare"
 RUNS = 10
+# Folds of the runs the statistics are measured on: 16 folds is the most
+# PBO splits (C(16, 8) = 12,870).
+FOLDS = 16
 
 
-def seed_runs(client: MlflowClient, experiment: str = EXPERIMENT) -> list[str]:
-    """10 finished runs of one strategy in a new MLflow experiment."""
+def seed_runs(client: MlflowClient, experiment: str = EXPERIMENT, folds: int = 0) -> list[str]:
+    """10 finished runs of one strategy in a new MLflow experiment; with
+    `folds`, each also logs two metrics once per fold (walk-forward)."""
     experiment_id = client.create_experiment(experiment)
     strategy = str(uuid.uuid4())
     run_ids = []
@@ -51,6 +58,16 @@ def seed_runs(client: MlflowClient, experiment: str = EXPERIMENT) -> list[str]:
         for k in range(12):
             client.log_param(run_id, f"param_{k}", str(i * k))
             client.log_metric(run_id, f"metric_{k}_sharpe", i + k / 10)
+        if folds:
+            rng = random.Random(i)
+            client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(name, rng.gauss(mean, 0.3), 1_000 + fold, fold)
+                    for fold in range(folds)
+                    for name, mean in (("oos_sharpe", 1.0), ("oos_mse", 2.0))
+                ],
+            )
         client.set_terminated(run_id)
         run_ids.append(run_id)
     return run_ids
@@ -62,12 +79,18 @@ class Result:
     compare_runs_grpc: dict[str, float]  # milliseconds
     sequential_get_run: dict[str, float]  # milliseconds
     speedup: dict[str, float]  # sequential / compare, per round
+    # CompareRuns(10) of runs with FOLDS folds of two metrics, with a
+    # baseline: fold statistics, paired statistics and PBO (milliseconds),
+    # and its cost per round against the plain compare above.
+    compare_with_statistics_grpc: dict[str, float]
+    statistics_cost: dict[str, float]
 
 
 async def measure(rounds: int) -> Result:
     with tempfile.TemporaryDirectory() as folder, MlflowServer(Path(folder)) as mlflow_server:
         client = MlflowClient(tracking_uri=mlflow_server.url)
         run_ids = seed_runs(client)
+        fold_run_ids = seed_runs(client, f"{EXPERIMENT}-folds", folds=FOLDS)
         settings = Settings(tracking_uri=mlflow_server.url, experiment_name=EXPERIMENT)
         # What `python -m tracking_svc` sets up for the process: MLflow's
         # client without retries, bounded by each call's deadline.
@@ -78,13 +101,23 @@ async def measure(rounds: int) -> Result:
             async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = tracking_pb2_grpc.TrackingServiceStub(channel)
                 request = tracking_pb2.CompareRunsRequest(run_ids=run_ids)
+                with_statistics = tracking_pb2.CompareRunsRequest(
+                    run_ids=fold_run_ids, baseline_run_id=fold_run_ids[0]
+                )
                 compare_ms: list[float] = []
+                statistics_ms: list[float] = []
                 sequential_ms: list[float] = []
                 for round_number in range(rounds + 3):  # 3 warm-up rounds
                     started = time.perf_counter()
                     response = await stub.CompareRuns(request, timeout=10)
                     compare = (time.perf_counter() - started) * 1000
                     assert [row.run_id for row in response.runs] == run_ids
+                    assert not response.fold_stats
+
+                    started = time.perf_counter()
+                    response = await stub.CompareRuns(with_statistics, timeout=10)
+                    statistics = (time.perf_counter() - started) * 1000
+                    assert response.overfitting["oos_sharpe"].combinations == 12_870
 
                     started = time.perf_counter()
                     fetched = [client.get_run(run_id) for run_id in run_ids]
@@ -92,6 +125,7 @@ async def measure(rounds: int) -> Result:
                     assert len(fetched) == RUNS
                     if round_number >= 3:
                         compare_ms.append(compare)
+                        statistics_ms.append(statistics)
                         sequential_ms.append(sequential)
         finally:
             await server.stop(0)
@@ -101,6 +135,10 @@ async def measure(rounds: int) -> Result:
         compare_runs_grpc=summarize(compare_ms),
         sequential_get_run=summarize(sequential_ms),
         speedup=summarize(ratios),
+        compare_with_statistics_grpc=summarize(statistics_ms),
+        statistics_cost=summarize(
+            [s / c for s, c in zip(statistics_ms, compare_ms, strict=True)]
+        ),
     )
 
 
@@ -114,12 +152,18 @@ def main() -> None:
     for label, row in (
         ("CompareRuns (gRPC, one MLflow search)", result.compare_runs_grpc),
         ("10 sequential MlflowClient.get_run", result.sequential_get_run),
+        (f"CompareRuns + statistics ({FOLDS} folds)", result.compare_with_statistics_grpc),
     ):
         print(f"{label:40} {row['median']:10.1f} {row['p10']:8.1f} {row['p90']:8.1f}")
     speedup = result.speedup
     print(
         f"speed-up (sequential / compare, per round): median {speedup['median']:.2f}x, "
         f"p10 {speedup['p10']:.2f}x, p90 {speedup['p90']:.2f}x"
+    )
+    cost = result.statistics_cost
+    print(
+        f"statistics cost (with / plain, per round): median {cost['median']:.2f}x, "
+        f"p10 {cost['p10']:.2f}x, p90 {cost['p90']:.2f}x"
     )
     if args.json:
         args.json.write_text(json.dumps(dataclasses.asdict(result), indent=2))

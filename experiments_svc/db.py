@@ -4,6 +4,7 @@ errors mean "unavailable"."""
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,23 @@ def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        try:
+            cursor.execute("SELECT sqrt(4.0)")
+        except Exception:
+            # SQLite's math functions are a compile-time option; the
+            # compare's trial statistics need sqrt (experiments_svc.selection).
+            dbapi_connection.create_function("sqrt", 1, _sqrt, deterministic=True)
         cursor.close()
 
     return engine
+
+
+def _sqrt(value: float | None) -> float | None:
+    """SQLite's sqrt where the library lacks it: NULL for NULL or a
+    negative number, as the built-in answers."""
+    if value is None or value < 0:
+        return None
+    return math.sqrt(value)
 
 
 async def ping(engine: AsyncEngine) -> None:

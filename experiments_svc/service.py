@@ -13,7 +13,7 @@ from typing import Any
 from grpc import aio
 
 from experiments_svc import validation as check
-from experiments_svc.comparing import compare_ids, comparison
+from experiments_svc.comparing import baseline_id, compare_ids, comparison
 from experiments_svc.convert import (
     Record,
     first_revision,
@@ -239,6 +239,7 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
     ) -> experiments_pb2.CompareExperimentsResponse:
         ids = compare_ids(request.experiment_ids)
         diff.check_overrides(request.maximize, request.minimize)
+        baseline = baseline_id(request.baseline, ids)
         found = await self._store.get_many(ids)
         missing = [str(i) for i in ids if i not in found]
         if missing:
@@ -246,7 +247,9 @@ class ExperimentService(experiments_pb2_grpc.ExperimentServiceServicer):
                 f"Experiments not found: {', '.join(missing)}", EXPERIMENT_TYPE, missing
             )
         records = [found[i] for i in ids]
-        return comparison(records, list(request.maximize), list(request.minimize))
+        return await comparison(
+            self._store, records, list(request.maximize), list(request.minimize), baseline
+        )
 
     async def ImportRun(
         self, request: experiments_pb2.ImportRunRequest, context: Context

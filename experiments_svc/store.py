@@ -20,6 +20,7 @@ from experiments_svc.filtering import FilterCompiler
 from experiments_svc.models import ExperimentRow
 from experiments_svc.ordering import SortOrder
 from experiments_svc.revisions import Change
+from experiments_svc.selection import Trials, read_trials, trials_query
 from research_common.errors import Aborted, AlreadyExists, FailedPrecondition, echo
 from research_common.ordering import OrderKey
 
@@ -114,6 +115,17 @@ class ExperimentStore:
         async with self._reads.connect() as connection:
             result = await connection.execute(query)
             return {row["id"]: row for row in result.mappings()}
+
+    async def trials(
+        self, strategy_id: uuid.UUID, shifts: Mapping[str, float]
+    ) -> dict[str, Trials]:
+        """The trial count and Sharpe variance of a strategy for each metric
+        of `shifts`, deleted experiments included, in one query
+        (experiments_svc.selection)."""
+        query = trials_query(_table, self._engine.dialect.name, strategy_id, shifts)
+        async with self._reads.connect() as connection:
+            row = (await connection.execute(query)).mappings().one()
+        return read_trials(row, list(shifts))
 
     async def list(
         self,

@@ -54,6 +54,13 @@ def builtin_direction(metric: str) -> Direction | None:
     return None
 
 
+def is_sharpe_ratio(metric: str) -> bool:
+    """Whether a metric is named as a Sharpe ratio: it ends with `sharpe` or
+    `sharpe_ratio` (the built-in rule's "ends with")."""
+    name = metric.lower()
+    return _ends_with(name, "sharpe") or _ends_with(name, "sharpe_ratio")
+
+
 def overlapping_overrides(maximize: Iterable[str], minimize: Iterable[str]) -> list[str]:
     """Metric names a request asks to both maximise and minimise (an error)."""
     return sorted(set(maximize) & set(minimize))
@@ -91,6 +98,55 @@ def counts_for_best(value: object) -> TypeGuard[int | float]:
     return math.isfinite(value)
 
 
+Verdict = Literal["better", "worse", "same", "missing", "baseline"]
+
+
+def better(value: float, other: float, direction: Direction) -> bool:
+    """Whether `value` is strictly better than `other` in `direction`."""
+    return value < other if direction == MINIMIZE else value > other
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineComparison:
+    """One metric against the baseline row (CONTRACT §11). The maps hold
+    only the ids that have a figure; every id has a verdict."""
+
+    baseline: float | None  # the baseline's value when it counts (finite)
+    delta: dict[str, float]
+    change_pct: dict[str, float]
+    verdict: dict[str, Verdict]
+
+
+def against_baseline(
+    values: Mapping[str, Any], baseline_id: str, direction: Direction
+) -> BaselineComparison:
+    """Each row's value against the baseline row's: value - baseline, that
+    in percent of |baseline| (none for a baseline of 0), and better, worse
+    or same by `direction`; "missing" where either value is not a finite
+    number, "baseline" for the baseline itself."""
+    reference = values.get(baseline_id)
+    base = float(reference) if counts_for_best(reference) else None
+    delta: dict[str, float] = {}
+    change_pct: dict[str, float] = {}
+    verdict: dict[str, Verdict] = {}
+    for row_id, value in values.items():
+        if row_id == baseline_id:
+            verdict[row_id] = "baseline"
+        if base is None or not counts_for_best(value):
+            verdict.setdefault(row_id, "missing")
+            continue
+        delta[row_id] = value - base
+        if base != 0:
+            change_pct[row_id] = 100.0 * delta[row_id] / abs(base)
+        if better(value, base, direction):
+            verdict.setdefault(row_id, "better")
+        elif better(base, value, direction):
+            verdict.setdefault(row_id, "worse")
+        else:
+            verdict.setdefault(row_id, "same")
+    return BaselineComparison(base, delta, change_pct, verdict)
+
+
 @dataclass(frozen=True, slots=True)
 class MetricComparison:
     """One metric across the compared rows."""
@@ -98,6 +154,8 @@ class MetricComparison:
     values: dict[str, Any]  # every id, None where the row lacks the metric
     best: str | None
     direction: Direction
+    # Against the request's baseline; None without one.
+    against: BaselineComparison | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +177,10 @@ def compare_metrics(
     maximize: Collection[str] = (),
     minimize: Collection[str] = (),
     default: Direction,
+    baseline: str | None = None,
 ) -> dict[str, MetricComparison]:
-    """`metric_diff`: per metric key, every row's value and the best row."""
+    """`metric_diff`: per metric key, every row's value and the best row,
+    and each row against the `baseline` row when there is one."""
     result: dict[str, MetricComparison] = {}
     for key in _keys_in_order(rows):
         direction = choose_direction(key, maximize=maximize, minimize=minimize, default=default)
@@ -131,10 +191,10 @@ def compare_metrics(
             if not counts_for_best(value):
                 continue
             # Strict comparison: on a tie the earlier row keeps "best".
-            better = value < best_value if direction == MINIMIZE else value > best_value
-            if best_id is None or better:
+            if best_id is None or better(value, best_value, direction):
                 best_id, best_value = row_id, value
-        result[key] = MetricComparison(values=values, best=best_id, direction=direction)
+        against = None if baseline is None else against_baseline(values, baseline, direction)
+        result[key] = MetricComparison(values, best_id, direction, against)
     return result
 
 
@@ -179,6 +239,13 @@ def check_compare_count(field: str, count: int) -> None:
         raise InvalidArgument.field(
             field, f"must hold {MIN_COMPARED} to {MAX_COMPARED} ids, got {count}"
         )
+
+
+def check_baseline(field: str, baseline: str, ids: Sequence[str]) -> None:
+    """The baseline is one of the compared ids, or INVALID_ARGUMENT naming
+    `field`."""
+    if baseline not in ids:
+        raise InvalidArgument.field(field, f"must be one of the compared ids, got {baseline!r}")
 
 
 def check_distinct(field: str, ids: Sequence[object]) -> None:

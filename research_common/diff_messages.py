@@ -1,6 +1,8 @@
-"""The §7 comparisons written into response messages. Both services'
+"""The §7 and §11 comparisons written into response messages. Both services'
 `MetricDiff` and `ValueDiff` messages have the same shape: a `values` map of
-`google.protobuf.Value`, then `direction` and the best id, or `varies`."""
+`google.protobuf.Value`, then `direction` and the best id, or `varies`; a
+metric diff against a baseline also `baseline`, `delta`, `change_pct` and
+`verdict`."""
 
 from __future__ import annotations
 
@@ -43,6 +45,19 @@ def write_metric_diff(
             setattr(entry, best_field, metric.best)
         for key, value in metric.values.items():
             entry.values[key].CopyFrom(json_to_value(value))
+        against = metric.against
+        if against is None:
+            continue
+        if against.baseline is not None:
+            entry.baseline = against.baseline
+        # Set even when empty: with a baseline the maps are objects, never null.
+        for field, figures in (
+            (entry.delta, against.delta),
+            (entry.change_pct, against.change_pct),
+            (entry.verdict, against.verdict),
+        ):
+            field.SetInParent()
+            field.values.update(figures)
 
 
 def write_value_diff(target: Any, comparisons: Mapping[str, ValueComparison]) -> None:

@@ -34,8 +34,22 @@ from mlflow.tracking import MlflowClient
 
 from research_common.errors import DeadlineExceeded, InvalidArgument, ServiceError, Unavailable
 from tracking_svc.config import Settings
+from tracking_svc.histories import (
+    HISTORY_ENDPOINT,
+    History,
+    bulk_query,
+    history_of_answer,
+    steps_of,
+)
 from tracking_svc.process import CALL_EXPIRES
-from tracking_svc.run_search import RunsPage, rest_search, row_of, search_body
+from tracking_svc.run_search import (
+    RunRow,
+    RunsPage,
+    rest_requests,
+    row_of,
+    search_body,
+    search_with,
+)
 
 log = logging.getLogger("tracking.mlflow")
 
@@ -96,8 +110,10 @@ class TrackingBackend:
         _prepare_local_store(settings.tracking_uri)
         self._settings = settings
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
-        # Run search straight over REST when MLflow is a server (run_search).
-        self._post_search = rest_search(settings.tracking_uri)
+        # Run search and bulk histories straight over REST when MLflow is a
+        # server (run_search, histories).
+        self._rest = rest_requests(settings.tracking_uri)
+        self._post_search = None if self._rest is None else search_with(self._rest)
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="mlflow")
         self._default_experiment_id: str | None = None
 
@@ -207,10 +223,10 @@ class TrackingBackend:
         )
         return RunsPage([row_of(run) for run in runs], runs.token)
 
-    def find_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
-        """The runs that exist among `run_ids`, in one search of the default
-        experiment; ids not found there are looked for across every other
-        experiment in one more search."""
+    def find_runs(self, run_ids: Sequence[str]) -> dict[str, RunRow]:
+        """The runs that exist among `run_ids`, deleted ones included, in one
+        search of the default experiment; ids not found there are looked for
+        across every other experiment in one more search."""
         found = self._search_ids([self.default_experiment_id()], run_ids)
         missing = [run_id for run_id in run_ids if run_id not in found]
         if missing:
@@ -223,17 +239,38 @@ class TrackingBackend:
                 found.update(self._search_ids(others, missing))
         return found
 
-    def _search_ids(self, experiment_ids: list[str], run_ids: Sequence[str]) -> dict[str, Run]:
+    def _search_ids(self, experiment_ids: list[str], run_ids: Sequence[str]) -> dict[str, RunRow]:
         # Run ids are checked against MLflow's own id rule before they get
         # here (letters, digits, '_' and '-'), so quoting them is safe.
         quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
+        filter_string = f"attributes.run_id IN ({quoted})"
+        if self._post_search is not None:
+            # Over REST the rows also say at which step each metric's latest
+            # value is, which tells the compare whose histories to read.
+            body = search_body(experiment_ids, filter_string, len(run_ids), (), None, "ALL")
+            return {row.run_id: row for row in self._post_search(body).runs}
         runs = self._client.search_runs(
             experiment_ids,
-            filter_string=f"attributes.run_id IN ({quoted})",
+            filter_string=filter_string,
             run_view_type=ViewType.ALL,
             max_results=len(run_ids),
         )
-        return {run.info.run_id: run for run in runs}
+        return {run.info.run_id: row_of(run) for run in runs}
+
+    def metric_histories(self, run_ids: Sequence[str], key: str) -> History:
+        """One metric's steps in every run of `run_ids` that logged it: one
+        request for all of them to a tracking server (MLflow's bulk
+        endpoint), in-process reads over the embedded store."""
+        if self._rest is not None:
+            return history_of_answer(
+                self._rest("GET", HISTORY_ENDPOINT, params=bulk_query(run_ids, key))
+            )
+        points = [
+            (run_id, metric.step, metric.timestamp, metric.value)
+            for run_id in run_ids
+            for metric in self._client.get_metric_history(run_id, key)
+        ]
+        return History(steps_of(points))
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every logged value of one metric; RunNotFound for an unknown run

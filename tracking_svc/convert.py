@@ -45,14 +45,14 @@ def detail(run: Run) -> tracking_pb2.Run:
     return message
 
 
-def comparison_row(run: Run) -> tracking_pb2.RunComparison:
+def comparison_row(row: RunRow) -> tracking_pb2.RunComparison:
     return tracking_pb2.RunComparison(
-        run_id=run.info.run_id,
-        run_name=run_name(run),
-        run_type=run.data.tags.get(RUN_TYPE_TAG) or UNKNOWN_RUN_TYPE,
-        params=run.data.params,
-        metrics=metrics_of(run),
-        lifecycle_stage=run.info.lifecycle_stage,
+        run_id=row.run_id,
+        run_name=row.run_name,
+        run_type=row.tags.get(RUN_TYPE_TAG) or UNKNOWN_RUN_TYPE,
+        params=row.params,
+        metrics=row.metrics,
+        lifecycle_stage=row.lifecycle_stage,
     )
 
 

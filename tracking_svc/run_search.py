@@ -45,6 +45,11 @@ class RunRow:
     params: dict[str, str]
     metrics: dict[str, float]  # as logged: ±inf restored, NaN kept
     tags: dict[str, str]
+    lifecycle_stage: str = "active"
+    # The step of each metric's latest value (MLflow's latest is the one at
+    # the highest step); None where the source does not say (the client's
+    # entities keep steps only in private attributes).
+    steps: dict[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,7 @@ def row_of(run: Run) -> RunRow:
         params=dict(run.data.params),
         metrics=metrics_of(run),
         tags=dict(run.data.tags),
+        lifecycle_stage=run.info.lifecycle_stage,
     )
 
 
@@ -106,18 +112,26 @@ def rows_of(document: Mapping[str, Any]) -> RunsPage:
                     for entry in data.get("metrics", ())
                 },
                 tags=_pairs(data.get("tags", ())),
+                lifecycle_stage=info.get("lifecycle_stage", "active"),
+                steps={
+                    entry["key"]: int(entry.get("step", 0)) for entry in data.get("metrics", ())
+                },
             )
         )
     return RunsPage(rows, document.get("next_page_token") or None)
 
 
 Post = Callable[[dict[str, Any]], RunsPage]
+# One request to the tracking server: (method, endpoint, requests' keyword
+# arguments) to the answer's body; MlflowException when it is refused.
+Rest = Callable[..., bytes]
 
 
-def rest_search(tracking_uri: str) -> Post | None:
-    """A function that posts one run search to the tracking server at
-    `tracking_uri` and reads its rows; None when `tracking_uri` is not a
-    server, or MLflow no longer has the internals it uses (with a warning)."""
+def rest_requests(tracking_uri: str) -> Rest | None:
+    """A function that sends one request to the tracking server at
+    `tracking_uri` through MLflow's own `http_request`; None when
+    `tracking_uri` is not a server, or MLflow no longer has the internals it
+    uses (with a warning)."""
     if not tracking_uri.startswith(("http://", "https://")):
         return None
     try:
@@ -126,18 +140,32 @@ def rest_search(tracking_uri: str) -> Post | None:
     except ImportError as error:
         log.warning(
             "MLflow's REST helpers are not where this version expects them (%s): "
-            "run search goes through MLflow's client, which is slower",
+            "run search and metric histories go through MLflow's client, which is slower",
             error,
         )
         return None
     credentials = get_default_host_creds(tracking_uri)  # type: ignore[no-untyped-call]
 
-    def post(body: dict[str, Any]) -> RunsPage:
-        response = http_request(credentials, ENDPOINT, "POST", json=body)  # type: ignore[no-untyped-call]
-        verify_rest_response(response, ENDPOINT)  # MlflowException when refused
-        return rows_of(orjson.loads(response.content))
+    def send(method: str, endpoint: str, **kwargs: Any) -> bytes:
+        response = http_request(credentials, endpoint, method, **kwargs)  # type: ignore[no-untyped-call]
+        verify_rest_response(response, endpoint)  # MlflowException when refused
+        content: bytes = response.content
+        return content
 
-    return post
+    return send
+
+
+def rest_search(tracking_uri: str) -> Post | None:
+    """A function that posts one run search to the tracking server at
+    `tracking_uri` and reads its rows; None when there is no server to post
+    to (rest_requests)."""
+    send = rest_requests(tracking_uri)
+    return None if send is None else search_with(send)
+
+
+def search_with(send: Rest) -> Post:
+    """Run search through `send` (rest_requests)."""
+    return lambda body: rows_of(orjson.loads(send("POST", ENDPOINT, json=body)))
 
 
 def search_body(
@@ -146,14 +174,16 @@ def search_body(
     max_results: int,
     order_by: Sequence[str],
     page_token: str | None,
+    run_view_type: str = "ACTIVE_ONLY",
 ) -> dict[str, Any]:
-    """The JSON body of one run search (active runs only, as the client's)."""
+    """The JSON body of one run search (active runs only by default, as the
+    client's)."""
     body: dict[str, Any] = {
         "experiment_ids": list(experiment_ids),
         "filter": filter_string,
         "max_results": max_results,
         "order_by": list(order_by),
-        "run_view_type": "ACTIVE_ONLY",
+        "run_view_type": run_view_type,
     }
     if page_token:
         body["page_token"] = page_token

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from grpc import aio
-from mlflow.entities import Run
 
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from research_common import diff, ordering
@@ -21,6 +22,8 @@ from tracking_svc import convert
 from tracking_svc import validation as check
 from tracking_svc.backend import RunNotFound, TrackingBackend
 from tracking_svc.filtering import FIELDS, compile_filter
+from tracking_svc.folds import write_fold_statistics
+from tracking_svc.histories import keys_with_steps
 from tracking_svc.lineage import LINEAGE_TAGS
 from tracking_svc.ordering import BEST_OF, mlflow_order_by
 from tracking_svc.ordering import DEFAULT as DEFAULT_ORDER
@@ -203,12 +206,42 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
     ) -> tracking_pb2.CompareRunsResponse:
         run_ids = check.compare_ids(request.run_ids)
         diff.check_overrides(request.maximize, request.minimize)
+        baseline = request.baseline_run_id or None
+        if baseline is not None:
+            diff.check_baseline("baseline_run_id", baseline, run_ids)
         found = await self._call(context, lambda: self._backend.find_runs(run_ids))
         missing = [run_id for run_id in run_ids if run_id not in found]
         if missing:
             raise _run_not_found(missing)
-        runs = [found[run_id] for run_id in run_ids]
-        return _comparison(runs, list(request.maximize), list(request.minimize))
+        rows = [found[run_id] for run_id in run_ids]
+        metrics = diff.compare_metrics(
+            [(row.run_id, row.metrics) for row in rows],
+            maximize=request.maximize,
+            minimize=request.minimize,
+            default=diff.MAXIMIZE,  # as the tracking API document's example shows
+            baseline=baseline,
+        )
+        response = _comparison(rows, metrics)
+        # One request per metric that may have folds, all runs together, in
+        # parallel on the backend's pool.
+        keys = keys_with_steps(rows)
+        histories = await asyncio.gather(
+            *(
+                self._call(context, partial(self._backend.metric_histories, run_ids, key))
+                for key in keys
+            )
+        )
+        directions = {key: metrics[key].direction for key in keys}
+        # PBO tries up to 12,870 splits per metric: off the event loop.
+        await asyncio.to_thread(
+            write_fold_statistics,
+            response,
+            dict(zip(keys, histories, strict=True)),
+            directions,
+            run_ids,
+            baseline,
+        )
+        return response
 
     async def ListExperiments(
         self, request: tracking_pb2.ListExperimentsRequest, context: Context
@@ -220,20 +253,11 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
 
 
 def _comparison(
-    runs: list[Run], maximize: list[str], minimize: list[str]
+    rows: list[RunRow], metrics: dict[str, diff.MetricComparison]
 ) -> tracking_pb2.CompareRunsResponse:
-    rows = [convert.comparison_row(run) for run in runs]
-    metrics = diff.compare_metrics(
-        [(row.run_id, dict(row.metrics)) for row in rows],
-        maximize=maximize,
-        minimize=minimize,
-        default=diff.MAXIMIZE,  # as the tracking API document's example shows
-    )
-    params = diff.compare_values([(row.run_id, dict(row.params)) for row in rows])
-    lineage = diff.compare_values(
-        [(run.info.run_id, dict(run.data.tags)) for run in runs], LINEAGE_TAGS
-    )
-    response = tracking_pb2.CompareRunsResponse(runs=rows)
+    params = diff.compare_values([(row.run_id, row.params) for row in rows])
+    lineage = diff.compare_values([(row.run_id, row.tags) for row in rows], LINEAGE_TAGS)
+    response = tracking_pb2.CompareRunsResponse(runs=[convert.comparison_row(row) for row in rows])
     write_metric_diff(response.metric_diff, metrics, "best_run_id")
     write_value_diff(response.param_diff, params)
     write_value_diff(response.lineage_diff, lineage)

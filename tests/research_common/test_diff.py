@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from research_common import diff
+from research_common.errors import InvalidArgument
 
 
 @pytest.mark.parametrize(
@@ -178,3 +179,78 @@ def test_values_keep_request_order() -> None:
     rows = [("z", {"p": 1}), ("a", {"p": 2}), ("m", {"p": 3})]
     assert list(values(rows, "p").values) == ["z", "a", "m"]
     assert list(metric(rows, "p").values) == ["z", "a", "m"]
+
+
+# Against a baseline (CONTRACT §11) ----------------------------------------
+
+
+def test_against_a_baseline_by_direction() -> None:
+    values = {"a": -0.15, "base": -0.12, "c": -0.10, "d": None, "e": -0.12}
+    figures = diff.against_baseline(values, "base", diff.MAXIMIZE)
+    assert figures.baseline == -0.12
+    assert figures.delta == pytest.approx({"a": -0.03, "base": 0.0, "c": 0.02, "e": 0.0})
+    # Percent of the baseline's magnitude: a drawdown from -0.12 to -0.15 is
+    # 25 % worse, not 25 % "better" for a negative base.
+    assert figures.change_pct == pytest.approx({"a": -25.0, "base": 0.0, "c": 100 / 6, "e": 0.0})
+    assert figures.verdict == {
+        "a": "worse",
+        "base": "baseline",
+        "c": "better",
+        "d": "missing",
+        "e": "same",
+    }
+    minimized = diff.against_baseline({"a": 1.0, "base": 2.0}, "base", diff.MINIMIZE)
+    assert minimized.verdict == {"a": "better", "base": "baseline"}
+    assert minimized.change_pct == {"a": -50.0, "base": 0.0}
+
+
+@pytest.mark.parametrize("baseline", [0, 0.0, None, float("nan"), float("inf"), "1.0", True])
+def test_change_pct_is_null_without_a_usable_nonzero_baseline(baseline: Any) -> None:
+    figures = diff.against_baseline({"base": baseline, "a": 2.0}, "base", diff.MAXIMIZE)
+    assert figures.change_pct == {}
+    if baseline == 0 and not isinstance(baseline, bool):
+        assert figures.delta == {"base": 0.0, "a": 2.0}
+        assert figures.verdict == {"base": "baseline", "a": "better"}
+    else:
+        assert figures.baseline is None
+        assert figures.delta == {}
+        assert figures.verdict == {"base": "baseline", "a": "missing"}
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), float("-inf"), "3", False])
+def test_a_value_that_is_no_finite_number_is_missing(value: Any) -> None:
+    figures = diff.against_baseline({"base": 1.0, "a": value}, "base", diff.MAXIMIZE)
+    assert "a" not in figures.delta
+    assert "a" not in figures.change_pct
+    assert figures.verdict["a"] == "missing"
+
+
+def test_compare_metrics_measures_against_the_baseline_only_when_asked() -> None:
+    rows = [("a", {"mse": 0.2}), ("b", {"mse": 0.1})]
+    plain = diff.compare_metrics(rows, default=diff.MAXIMIZE)
+    assert plain["mse"].against is None
+    against = diff.compare_metrics(rows, default=diff.MAXIMIZE, baseline="a")["mse"].against
+    assert against is not None
+    assert against.verdict == {"a": "baseline", "b": "better"}  # mse is minimised by name
+
+
+def test_the_baseline_must_be_compared() -> None:
+    diff.check_baseline("baseline", "a", ["a", "b"])
+    with pytest.raises(InvalidArgument, match="must be one of the compared ids, got 'c'"):
+        diff.check_baseline("baseline", "c", ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("sharpe", True),
+        ("oos_sharpe", True),
+        ("OOS_Sharpe_Ratio", True),
+        ("sharpe_ratio", True),
+        ("deflated_sharpe_x", False),
+        ("mysharpe", False),
+        ("sortino", False),
+    ],
+)
+def test_sharpe_ratios_by_name(name: str, expected: bool) -> None:
+    assert diff.is_sharpe_ratio(name) is expected

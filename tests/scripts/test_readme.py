@@ -34,6 +34,8 @@ EXPECTED_STATUSES = [
     200,  # MLflow experiments
     200,  # RUNS=
     200,  # compare runs
+    200,  # WF=
+    200,  # compare walk-forward runs against a baseline
     200,  # experiments of the strategy
     200,  # by dataset version
     201,  # create
@@ -44,7 +46,7 @@ EXPECTED_STATUSES = [
     200,  # patch with If-Match
     409,  # patch with the stale If-Match
     200,  # revisions
-    200,  # compare experiments
+    200,  # compare experiments against a baseline
     200,  # import again
     204,  # delete
     200,  # show_deleted
@@ -114,6 +116,27 @@ async def test_the_readme_http_walkthrough_returns_demo_data(tmp_path: Path) -> 
             "max_depth": True,
             "n_estimators": True,
         }
+
+        # The walk-forward runs against the older one: folds 0.62, 1.14,
+        # 0.88, 1.03 (strategy B, newer) and 1.20, 1.78, 1.02, 1.64, 1.46
+        # (strategy A, older, the baseline).
+        compares = [json.loads(line) for line in output.splitlines() if line.startswith('{"runs"')]
+        folds = next(answer for answer in compares if answer["paired"])
+        newer, older = (row["run_id"] for row in folds["runs"])
+        sharpe = folds["metric_diff"]["oos_sharpe"]
+        assert sharpe["baseline"] == 1.46
+        assert sharpe["verdict"] == {newer: "worse", older: "baseline"}
+        stats = folds["fold_stats"]["oos_sharpe"]
+        assert list(stats) == [newer, older]
+        assert (stats[newer]["folds"], stats[newer]["worst"]) == (4, 0.62)
+        assert (stats[older]["folds"], stats[older]["worst"]) == (5, 1.02)
+        paired = folds["paired"]["oos_sharpe"][newer]
+        assert (paired["n"], paired["wins"], paired["losses"]) == (4, 0, 4)
+        assert paired["sign_test_p"] == 0.125
+        overfitting = folds["overfitting"]["oos_sharpe"]
+        assert (overfitting["runs"], overfitting["steps"], overfitting["blocks"]) == (2, 4, 4)
+        assert overfitting["combinations"] == 6
+        assert overfitting["pbo"] == 0.0
 
         job.terminate()
         assert await asyncio.wait_for(job.wait(), 30) == 0

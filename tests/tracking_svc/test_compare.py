@@ -314,7 +314,12 @@ async def test_compare_is_one_search_request(
     backend.proxy.reset()
     response = await compare(stub, ids)
     assert [row.run_id for row in response.runs] == ids
-    assert _run_requests(backend) == [("POST", "/api/2.0/mlflow/runs/search")]
+    # One search for the runs, and one history request for the only metric
+    # logged at several steps (oos_sharpe, per fold), for all runs together.
+    assert _run_requests(backend) == [
+        ("POST", "/api/2.0/mlflow/runs/search"),
+        ("GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk"),
+    ]
     assert backend.proxy.matching("/runs/get") == []
 
 

@@ -1,0 +1,200 @@
+"""Selection bias on CompareExperiments (CONTRACT §11): the deflated Sharpe
+ratio of each Sharpe metric's best experiment.
+
+The audit trail is the one place that knows how many trials a strategy
+took, deleted ones included. The trial count and the variance of their
+Sharpe ratios are computed by the database, one query per strategy for all
+of its Sharpe metrics together, without loading the rows into Python; the
+formulas are `research_common.stats`.
+
+Every Sharpe figure is per return observation: an experiment's value is
+divided by the square root of its parameter `periods_per_year` when it has
+one (a JSON number, or a decimal string as MLflow logs parameters; absent or
+null means the value already is per observation). A `periods_per_year` that
+is not a positive number is bad data, not bad input: the figures that need
+it are null with a `reason`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, and_, case, cast, func, literal, not_, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import Float
+
+from experiments_svc.filtering import KINDS, json_kind
+from research_common import stats
+from research_common.stats import StatisticUndefined
+
+PERIODS_PER_YEAR = "periods_per_year"
+OBSERVATIONS = "n_obs"
+SKEW = "returns_skew"
+KURTOSIS = "returns_kurtosis"
+# A decimal string `periods_per_year` may hold: short enough that every
+# database turns it into a double without overflow.
+_DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
+_DECIMAL_SQL = "^[0-9]{1,15}([.][0-9]{1,15})?$"
+
+
+@dataclass(frozen=True, slots=True)
+class Trials:
+    """What the database says about one Sharpe metric of one strategy."""
+
+    count: int  # experiments with a finite value and a usable periods_per_year
+    variance: float | None  # sample variance of their per-observation values
+    unusable: int  # experiments with a value but an unusable periods_per_year
+
+
+def periods_per_year(parameters: Mapping[str, Any]) -> float | None:
+    """The experiment's `periods_per_year` (None: absent, no scaling), by
+    the same rule as the SQL below; StatisticUndefined when it is present
+    but not a positive number."""
+    value = parameters.get(PERIODS_PER_YEAR)
+    if value is None:
+        return None
+    number: float | None = None
+    if (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        isinstance(value, str) and _DECIMAL.fullmatch(value)
+    ):
+        number = float(value)
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise StatisticUndefined(
+            f"parameter {PERIODS_PER_YEAR} is not a positive number: {value!r}"
+        )
+    return number
+
+
+def _periods_sql(table: Table, dialect: str) -> ColumnElement[Any]:
+    """periods_per_year of each row: 1.0 when absent or null, the number, a
+    decimal string's number, else NULL (unusable; so is a number <= 0,
+    which the caller's `> 0` test catches)."""
+    column = table.c.parameters
+    kind = json_kind(dialect, column, PERIODS_PER_YEAR)
+    text = column[PERIODS_PER_YEAR].as_string()
+    if dialect == "postgresql":
+        decimal = text.regexp_match(_DECIMAL_SQL)
+    else:  # SQLite has GLOB, not regular expressions: the same language
+        decimal = and_(
+            func.length(text) <= 31,
+            text.op("GLOB", is_comparison=True)("[0-9]*"),
+            not_(text.op("GLOB", is_comparison=True)("*[^0-9.]*")),
+            not_(text.op("GLOB", is_comparison=True)("*.*.*")),
+            not_(text.op("GLOB", is_comparison=True)("*.")),
+        )
+    return case(
+        (kind.in_(("missing", "null")), literal(1.0)),
+        (kind.in_(KINDS[dialect]["number"]), column[PERIODS_PER_YEAR].as_float()),
+        # Nested, so that the cast never sees a string the test refused.
+        (kind.in_(KINDS[dialect]["string"]), case((decimal, cast(text, Float)), else_=None)),
+        else_=None,
+    )
+
+
+def trials_query(
+    table: Table, dialect: str, strategy_id: uuid.UUID, shifts: Mapping[str, float]
+) -> Any:
+    """One SELECT over every experiment of the strategy (deleted included)
+    giving, per metric key of `shifts`: the count of usable values x, the
+    sums of (x - shift) and (x - shift)², and the count of values whose
+    periods_per_year is unusable. Summing values shifted by one of them
+    (the best's) keeps the one-pass variance exact to rounding."""
+    periods = _periods_sql(table, dialect)
+    usable_periods = periods > 0
+    columns: list[ColumnElement[Any]] = []
+    for index, (key, shift) in enumerate(shifts.items()):
+        metric = table.c.metrics
+        is_number = json_kind(dialect, metric, key).in_(KINDS[dialect]["number"])
+        x = case(
+            (and_(is_number, usable_periods), metric[key].as_float() / func.sqrt(periods)),
+            else_=None,
+        )
+        shifted = x - shift
+        unusable = case((and_(is_number, not_(func.coalesce(usable_periods, False))), 1), else_=0)
+        columns += [
+            func.count(x).label(f"n_{index}"),
+            func.sum(shifted).label(f"s_{index}"),
+            func.sum(shifted * shifted).label(f"q_{index}"),
+            func.coalesce(func.sum(unusable), 0).label(f"u_{index}"),
+        ]
+    return select(*columns).where(table.c.strategy_id == strategy_id)
+
+
+def read_trials(row: Mapping[Any, Any], keys: Sequence[str]) -> dict[str, Trials]:
+    """The query's one row as Trials per key."""
+    found = {}
+    for index, key in enumerate(keys):
+        count = int(row[f"n_{index}"])
+        variance = None
+        if count >= 2:
+            total, squares = float(row[f"s_{index}"]), float(row[f"q_{index}"])
+            variance = max(0.0, (squares - total * total / count) / (count - 1))
+        found[key] = Trials(count, variance, int(row[f"u_{index}"]))
+    return found
+
+
+@dataclass(slots=True)
+class Figures:
+    """One Selection message's fields; None where a figure is null."""
+
+    experiment_id: str | None = None
+    sharpe: float | None = None
+    trials: int | None = None
+    sharpe_variance: float | None = None
+    expected_max_sharpe: float | None = None
+    deflated_sharpe: float | None = None
+    reason: str | None = None
+
+
+def per_observation(value: float, parameters: Mapping[str, Any]) -> float:
+    """A Sharpe ratio per observation; StatisticUndefined for an unusable
+    periods_per_year."""
+    periods = periods_per_year(parameters)
+    return value if periods is None else value / math.sqrt(periods)
+
+
+def figures(best_id: str, sharpe: float, metrics: Mapping[str, Any], trials: Trials) -> Figures:
+    """The deflated Sharpe ratio of the best experiment (its per-observation
+    `sharpe` and its `metrics`) among the strategy's `trials`."""
+    result = Figures(experiment_id=best_id, sharpe=sharpe, trials=trials.count)
+    try:
+        if trials.unusable:
+            raise StatisticUndefined(
+                f"{trials.unusable} experiment(s) of the strategy have a parameter "
+                f"{PERIODS_PER_YEAR} that is not a positive number"
+            )
+        if trials.variance is None:
+            raise StatisticUndefined(
+                f"needs at least 2 trials with a finite value, found {trials.count}"
+            )
+        result.sharpe_variance = trials.variance
+        result.expected_max_sharpe = stats.expected_max_sharpe(trials.count, trials.variance)
+        observations = metrics.get(OBSERVATIONS)
+        if observations is None:
+            raise StatisticUndefined(f"the best experiment has no metric {OBSERVATIONS}")
+        count = _number(OBSERVATIONS, observations)
+        if count <= 1:
+            raise StatisticUndefined(
+                f"metric {OBSERVATIONS} of the best experiment must be above 1, got {observations}"
+            )
+        result.deflated_sharpe = stats.deflated_sharpe(
+            sharpe,
+            result.expected_max_sharpe,
+            count,
+            _number(SKEW, metrics.get(SKEW, 0.0)),
+            _number(KURTOSIS, metrics.get(KURTOSIS, 3.0)),
+        )
+    except StatisticUndefined as undefined:
+        result.reason = str(undefined)
+    return result
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise StatisticUndefined(f"metric {name} of the best experiment is not a finite number")
+    return float(value)
