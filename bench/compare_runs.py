@@ -43,9 +43,13 @@ FOLDS = 16
 
 
 def seed_runs(client: MlflowClient, experiment: str = EXPERIMENT, folds: int = 0) -> list[str]:
-    """10 finished runs of one strategy in a new MLflow experiment; with
-    `folds`, each also logs two metrics once per fold (walk-forward)."""
-    experiment_id = client.create_experiment(experiment)
+    """10 finished runs of one strategy in MLflow experiment `experiment`
+    (made when absent); with `folds`, each also logs two metrics once per
+    fold (walk-forward)."""
+    existing = client.get_experiment_by_name(experiment)
+    experiment_id = (
+        existing.experiment_id if existing is not None else client.create_experiment(experiment)
+    )
     strategy = str(uuid.uuid4())
     run_ids = []
     for i in range(RUNS):
@@ -90,7 +94,8 @@ async def measure(rounds: int) -> Result:
     with tempfile.TemporaryDirectory() as folder, MlflowServer(Path(folder)) as mlflow_server:
         client = MlflowClient(tracking_uri=mlflow_server.url)
         run_ids = seed_runs(client)
-        fold_run_ids = seed_runs(client, f"{EXPERIMENT}-folds", folds=FOLDS)
+        # In the same experiment: both compares find their runs in one search.
+        fold_run_ids = seed_runs(client, folds=FOLDS)
         settings = Settings(tracking_uri=mlflow_server.url, experiment_name=EXPERIMENT)
         # What `python -m tracking_svc` sets up for the process: MLflow's
         # client without retries, bounded by each call's deadline.
@@ -136,9 +141,7 @@ async def measure(rounds: int) -> Result:
         sequential_get_run=summarize(sequential_ms),
         speedup=summarize(ratios),
         compare_with_statistics_grpc=summarize(statistics_ms),
-        statistics_cost=summarize(
-            [s / c for s, c in zip(statistics_ms, compare_ms, strict=True)]
-        ),
+        statistics_cost=summarize([s / c for s, c in zip(statistics_ms, compare_ms, strict=True)]),
     )
 
 

@@ -106,23 +106,26 @@ def trials_query(
     (the best's) keeps the one-pass variance exact to rounding."""
     periods = _periods_sql(table, dialect)
     usable_periods = periods > 0
-    columns: list[ColumnElement[Any]] = []
-    for index, (key, shift) in enumerate(shifts.items()):
+    # Each row's values once, in a subquery; the sums run over those.
+    per_row: list[ColumnElement[Any]] = []
+    for index, key in enumerate(shifts):
         metric = table.c.metrics
         is_number = json_kind(dialect, metric, key).in_(KINDS[dialect]["number"])
-        x = case(
-            (and_(is_number, usable_periods), metric[key].as_float() / func.sqrt(periods)),
-            else_=None,
-        )
-        shifted = x - shift
+        root = func.sqrt(periods, type_=Float)
+        x = case((and_(is_number, usable_periods), metric[key].as_float() / root), else_=None)
         unusable = case((and_(is_number, not_(func.coalesce(usable_periods, False))), 1), else_=0)
+        per_row += [x.label(f"x_{index}"), unusable.label(f"u_{index}")]
+    rows = select(*per_row).where(table.c.strategy_id == strategy_id).subquery()
+    columns: list[ColumnElement[Any]] = []
+    for index, shift in enumerate(shifts.values()):
+        shifted = rows.c[f"x_{index}"] - shift
         columns += [
-            func.count(x).label(f"n_{index}"),
+            func.count(rows.c[f"x_{index}"]).label(f"n_{index}"),
             func.sum(shifted).label(f"s_{index}"),
             func.sum(shifted * shifted).label(f"q_{index}"),
-            func.coalesce(func.sum(unusable), 0).label(f"u_{index}"),
+            func.coalesce(func.sum(rows.c[f"u_{index}"]), 0).label(f"u_{index}"),
         ]
-    return select(*columns).where(table.c.strategy_id == strategy_id)
+    return select(*columns)
 
 
 def read_trials(row: Mapping[Any, Any], keys: Sequence[str]) -> dict[str, Trials]:

@@ -1,5 +1,6 @@
 """6. Footprint: start-up time (spawn to SERVING, or to /readyz 200 for the
-gateway) and resident memory after a warm-up of each process, started one
+gateway) and resident memory after a warm-up of each process (GETs, a list
+and a compare with its statistics), started one
 after the other as `python -m <package>`; and whether experiments_svc or the
 gateway ever imports mlflow, seen by Python itself (`-X importtime`, set
 through PYTHONPROFILEIMPORTTIME, logs every import, lazy ones included) over
@@ -8,6 +9,7 @@ Targets: experiments_svc and gateway <= 80 MB RSS each; neither imports mlflow."
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -50,7 +52,7 @@ async def _one_start(
     )  # fmt: skip
     processes["gateway"] = gateway
     await gateway.wait_http(f"http://{gateway_address}/readyz")
-    ids = await fetch_ids(url, 1)
+    ids = await fetch_ids(url, 10)
     timer = Timer(f"http://{gateway_address}")
     try:
         for path in (
@@ -59,6 +61,11 @@ async def _one_start(
             "/api/v1/tracking/runs?limit=10",
         ):
             await timer.median_ms("GET", path, count=WARMUP_REQUESTS)
+        # A compare of ten against a baseline, with the deflated Sharpe ratio
+        # of `oos_sharpe` over the strategy's 10,000 trials (§11).
+        compare = json.dumps(ids[:10]).encode()
+        path = f"/api/v1/experiments/compare?baseline={ids[0]}"
+        await timer.median_ms("POST", path, compare, count=WARMUP_REQUESTS)
     finally:
         timer.close()
     return processes

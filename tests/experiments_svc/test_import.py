@@ -411,10 +411,13 @@ async def test_a_deadline_that_runs_out_in_the_tracking_service_is_deadline_exce
     assert (imported.created, imported.experiment.mlflow_run_id) == (True, slow_tracking.run_id)
 
 
-def test_the_experiments_service_never_imports_mlflow() -> None:
+def test_the_experiments_service_never_imports_mlflow_or_numpy() -> None:
+    # numpy: research_common.stats imports it only inside PBO, which only
+    # tracking_svc computes; experiments_svc must stay small (≤ 80 MB RSS).
     code = (
-        "import sys, experiments_svc.server, experiments_svc.__main__; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))"
+        "import sys, experiments_svc.server, experiments_svc.__main__, "
+        "experiments_svc.comparing, research_common.stats; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'numpy')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

@@ -755,6 +755,19 @@ async def test_compare_against_a_baseline_lists_every_id_in_request_order(stack:
     assert list(drawdown["change_pct"]) == [i3, i1, i2]
 
 
+async def test_compare_refuses_a_baseline_it_does_not_compare(stack: Stack) -> None:
+    a, b, outsider = [(await create(stack.http))["id"] for _ in range(3)]
+    url = f"{COLLECTION}/compare"
+    cases = [
+        (f"baseline={outsider}", f"baseline must be one of the compared ids, got '{outsider}'"),
+        ("baseline=zz", "baseline must be a UUID, got 'zz'"),
+        (f"baseline={a}&baseline={b}", "baseline is given more than once"),
+    ]
+    for query, message in cases:
+        response = await stack.http.post(f"{url}?{query}", json=[a, b])
+        assert_error(response, 400, 3, message, "baseline")
+
+
 async def test_compare_ties_go_to_the_earliest_id(stack: Stack) -> None:
     a = await create(stack.http, metrics={"sharpe": 1.0, "mse": 0.1})
     b = await create(stack.http, metrics={"sharpe": 1.0, "mse": 0.1})

@@ -1067,6 +1067,24 @@ async def test_compare_against_a_baseline_lists_every_run_in_request_order(stack
     assert list(body["paired"]["oos_sharpe"]) == [cb, ta]
 
 
+async def test_compare_refuses_a_baseline_it_does_not_compare(stack: Stack) -> None:
+    seeded = stack.seeded
+    ids = [seeded.training_a, seeded.training_b]
+    outsider = seeded.walk_forward_a
+    response = await stack.http.post(COMPARE, json={"run_ids": ids, "baseline_run_id": outsider})
+    message = f"baseline_run_id must be one of the compared ids, got '{outsider}'"
+    assert_error(response, 400, 3, message, "baseline_run_id")
+    twice = (
+        f'{{"run_ids": ["{ids[0]}", "{ids[1]}"], '
+        f'"baseline_run_id": "{ids[0]}", "baseline_run_id": "{ids[1]}"}}'
+    )
+    response = await stack.http.post(
+        COMPARE, content=twice, headers={"Content-Type": "application/json"}
+    )
+    message = "baseline_run_id is given twice in one object of the body; send each key once"
+    assert_error(response, 400, 3, message, "baseline_run_id")
+
+
 async def test_compare_direction_overrides_and_ties(stack: Stack) -> None:
     seeded = stack.seeded
     ta, tb = seeded.training_a, seeded.training_b
