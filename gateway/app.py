@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.config import Settings
+from gateway.console import Console
 from gateway.cors import CorsPolicy
 from gateway.docs import ApiDocs
 from gateway.endpoints import Dispatch, probe_pages, proto_routes
@@ -45,6 +46,7 @@ class Gateway:
                 *proto_routes(settings, upstreams),
                 *probe_pages(settings, upstreams),
                 *self.docs.routes(),
+                *Console().routes(),
             ],
             settings.tokens,
         )

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.mlflow",
     "tests.fixtures.stack",
     "tests.fixtures.grpc",
+    "tests.fixtures.browser",
 ]

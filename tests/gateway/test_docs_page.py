@@ -8,45 +8,16 @@ without it the test is skipped locally and fails in CI."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 from playwright.async_api import ConsoleMessage, Request, async_playwright
 
-from tests.fixtures.postgres import in_ci
+from tests.fixtures.browser import ARTIFACTS, CHROMIUM_ARGS
 from tests.fixtures.stack import Stack
 from tests.gateway.openapi_checks import CONTRACT_ROUTES
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "test-artifacts" / "docs-page.png"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+SCREENSHOT = ARTIFACTS / "docs-page.png"
 # Swagger UI's element for an operation: operations-<tag>-<operationId>.
 OPERATION = "#operations-TrackingService-TrackingService_ListExperiments"
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """The Chromium executable; skip (fail in CI) when it is not installed.
-    Session-scoped and requested first, so that it is looked for before the
-    session fixtures behind `stack` start PostgreSQL and MLflow work."""
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(found).is_file():
-        message = f"no Chromium at {found} (apt-get install chromium)"
-        if in_ci():
-            pytest.fail(f"{message}; CI is set: the browser test must run")
-        pytest.skip(message)
-    return found
 
 
 async def test_the_docs_page_lists_the_routes_and_runs_a_call(
