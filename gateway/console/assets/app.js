@@ -32,6 +32,9 @@ async function render() {
   const ticket = ++rendering;
   const { pathname, search } = window.location;
   const target = main();
+  // Each view sets data-view="<name>" once its data is on the page: what
+  // tests and the benchmark wait for.
+  delete target.dataset.view;
   const route = ROUTES.find(([pattern]) => pattern.test(pathname));
   for (const link of document.querySelectorAll("nav [data-section]")) {
     const current = route && link.dataset.section === route[1];
