@@ -70,8 +70,10 @@ def test_best_is_the_first_extreme_counting_value(
 def test_request_overrides_win(
     rows: list[tuple[str, dict[str, Any]]], overrides: set[str], maximize: bool
 ) -> None:
-    lists: dict[str, set[str]] = {"maximize" if maximize else "minimize": overrides}
-    result = compare_metrics(rows, default=MINIMIZE, **lists)
+    if maximize:
+        result = compare_metrics(rows, default=MINIMIZE, maximize=overrides)
+    else:
+        result = compare_metrics(rows, default=MINIMIZE, minimize=overrides)
     for key, comparison in result.items():
         if key in overrides:
             assert comparison.direction == (MAXIMIZE if maximize else MINIMIZE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -52,7 +52,7 @@ def value_diff(entry: pb.ValueDiff) -> tuple[dict[str, Plain], bool]:
 
 
 async def compare(
-    stub: TrackingServiceAsyncStub, run_ids: list[str], **overrides: list[str]
+    stub: TrackingServiceAsyncStub, run_ids: list[str], **overrides: Any
 ) -> pb.CompareRunsResponse:
     return await stub.CompareRuns(pb.CompareRunsRequest(run_ids=run_ids, **overrides))
 

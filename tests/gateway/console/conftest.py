@@ -5,18 +5,23 @@ services, PostgreSQL, the session's `mlflow server`) with the demo data of
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser
 
-from scripts.demo_data import DemoSummary, load_demo
 from testbed.mlflow_server import MlflowServer
 from tests.fixtures.browser import DESKTOP, BrowserPage
 from tests.fixtures.mlflow import Seeded
 from tests.fixtures.stack import Stack
 from tracking_svc.config import Settings as TrackingSettings
+
+# The demo loader is a script, imported as the script tests import it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+from demo_data import DemoSummary, load_demo
 
 DEMO_EXPERIMENT = "console-demo"
 
