@@ -101,6 +101,29 @@ async def test_compare_runs_as_json(tracking: GrpcServer, seeded: Seeded) -> Non
     assert body["lineage_diff"]["signal_version"] == {"values": {a: "s2", b: None}, "varies": True}
 
 
+async def test_compare_runs_against_a_baseline_as_json(
+    tracking: GrpcServer, seeded: Seeded
+) -> None:
+    """What a person debugging sees of the §11 figures: protobuf's own JSON,
+    where the wrappers the gateway unwraps are objects of their own."""
+    wf, cb = seeded.walk_forward_a, seeded.cpcv_b
+    body = await invoke(tracking, "CompareRuns", {"run_ids": [wf, cb], "baseline_run_id": cb})
+    sharpe = body["metric_diff"]["oos_sharpe"]
+    assert sharpe["baseline"] == 0.7
+    assert sharpe["verdict"] == {"values": {wf: "better", cb: "baseline"}}
+    folds = body["fold_stats"]["oos_sharpe"]["runs"]
+    assert (folds[wf]["folds"], folds[wf]["worst"], folds[cb]["folds"]) == (5, -0.2, 2)
+    paired = body["paired"]["oos_sharpe"]["runs"]
+    # Steps 0 and 1: 0.8 against 0.3, 1.1 against 0.7.
+    assert paired[wf].pop("mean_diff") == pytest.approx(0.45, abs=1e-12)
+    # Zero losses and ties are left out of protobuf's JSON.
+    assert paired == {wf: {"n": 2, "wins": 2, "sign_test_p": 0.5}}
+    overfitting = body["overfitting"]["oos_sharpe"]
+    assert overfitting["runs"] == 2
+    assert overfitting["steps"] == 2
+    assert "fewer than 4 blocks" in overfitting["reason"]
+
+
 async def test_health_check_is_serving(tracking: GrpcServer) -> None:
     overall = json.loads(await grpcurl(tracking.port, "grpc.health.v1.Health/Check"))
     assert overall == {"status": "SERVING"}
