@@ -6,11 +6,16 @@ for two strategies: DEMO_STRATEGY (the API documents' own id, which the README
 uses) and SECOND_STRATEGY. Each has runs of every type (training, walk_forward,
 cpcv, backtest) with every lineage tag, realistic params and metrics, start and
 end times over the last three days, and for walk_forward and cpcv `oos_sharpe`
-per fold (per path) as steps beside the summary computed from them. Three
+per fold (per path) as steps beside the summary computed from them. The
+backtest and walk_forward runs also carry what the deflated Sharpe ratio of
+an experiments compare reads (CONTRACT §11): the metrics `n_obs`,
+`returns_skew` and `returns_kurtosis` of their daily returns and the
+parameter `periods_per_year` their Sharpe ratios are annualised by. Three
 training runs are the tracking document's CompareRuns example value for value
 (ListRuns, newest first, lists them in its order), one walk_forward run its
-ListRuns example. Every run is then imported into experiments_svc with
-ImportRun over gRPC (experiments_svc asks tracking_svc: both must be up).
+ListRuns example (with periods_per_year beside the example's params). Every
+run is then imported into experiments_svc with ImportRun over gRPC
+(experiments_svc asks tracking_svc: both must be up).
 
 Idempotent: when runs tagged `demo=true` are in the experiment, nothing new is
 logged and ImportRun returns what it recorded before. Runs are tagged
@@ -49,6 +54,22 @@ COMPARE_EXAMPLE = (
     ({"learning_rate": "0.01", "max_depth": "6", "n_estimators": "200"}, 1.18, -0.1544),
     ({"learning_rate": "0.10", "max_depth": "8", "n_estimators": "300"}, 1.35, -0.1389),
 )
+# What the deflated Sharpe ratio reads (CONTRACT §11), on the backtest and
+# walk_forward runs: daily returns (Sharpe ratios annualised by sqrt(252)),
+# 1250 days for a backtest (five years), 150 a fold for a walk-forward run;
+# the returns' skew and kurtosis (not excess) as equity strategies show them.
+# The training and CPCV runs stay as they were (the training runs' params are
+# the compare example's, exactly): without periods_per_year their annualised
+# oos_sharpe counts as a per-day value among the strategy's trials, so the
+# trials' variance is that of two scales mixed, and the deflated Sharpe ratio
+# of a backtest or walk-forward winner comes out at 0 (z near -20).
+DAILY = {"periods_per_year": "252"}
+
+
+def _returns(days: int, skew: float, kurtosis: float) -> dict[str, float]:
+    return {"n_obs": days, "returns_skew": skew, "returns_kurtosis": kurtosis}
+
+
 # Lineage of each strategy's runs: git commit, feature, model and signal versions.
 _VERSIONS = {
     DEMO_STRATEGY: ("3f9a1c2", "v3", "v1", "s2"),
@@ -89,7 +110,7 @@ def _lineage(strategy: str, run_type: str) -> Lineage:
 
 
 def _backtest(strategy: str, plugin: str, hours_ago: int, **metrics: float) -> DemoRun:
-    params = {"plugin_key": plugin, "initial_capital": "1000000", "fee_bps": "2"}
+    params = {"plugin_key": plugin, "initial_capital": "1000000", "fee_bps": "2", **DAILY}
     return DemoRun(_lineage(strategy, "backtest"), params, metrics, hours_ago, minutes=6)
 
 
@@ -106,25 +127,26 @@ def demo_runs() -> list[DemoRun]:
     ]  # fmt: skip
     runs += [
         # The ListRuns example: five folds whose mean is 1.42 and std 0.31.
-        DemoRun(_lineage(a, "walk_forward"), {"n_splits": "5", "method": "rolling"}, {},
-                60, 41, (1.20, 1.78, 1.02, 1.64, 1.46)),
+        DemoRun(_lineage(a, "walk_forward"), {"n_splits": "5", "method": "rolling", **DAILY},
+                _returns(750, -0.35, 4.1), 60, 41, (1.20, 1.78, 1.02, 1.64, 1.46)),
         DemoRun(_lineage(a, "cpcv"), {**xgb, **cpcv, "n_splits": "6", "embargo_pct": "0.01"},
                 {"pbo": 0.12}, 48, 95, (1.31, 0.94, 1.52, 1.12, 1.36)),
         _backtest(a, "ml.xgboost", 24, oos_sharpe=1.31, oos_sortino=1.87, max_drawdown=-0.1231,
                   calmar_ratio=1.15, cagr=0.1416, total_return=0.2041, volatility=0.108,
-                  turnover=3.2),
+                  turnover=3.2, **_returns(1250, -0.42, 4.8)),
         DemoRun(_lineage(b, "training"),
                 {**lgbm, "learning_rate": "0.03", "max_depth": "5", "n_estimators": "500",
                  "num_leaves": "31"},
                 {"oos_sharpe": 0.97, "oos_sortino": 1.31, "max_drawdown": -0.182,
                  "calmar_ratio": 0.61}, hours_ago=40, minutes=18),
-        DemoRun(_lineage(b, "walk_forward"), {**lgbm, "n_splits": "4", "method": "expanding"}, {},
-                30, 33, (0.62, 1.14, 0.88, 1.03)),
+        DemoRun(_lineage(b, "walk_forward"),
+                {**lgbm, "n_splits": "4", "method": "expanding", **DAILY},
+                _returns(600, -0.51, 5.2), 30, 33, (0.62, 1.14, 0.88, 1.03)),
         DemoRun(_lineage(b, "cpcv"), {**lgbm, **cpcv, "n_splits": "5", "embargo_pct": "0.02"},
                 {"pbo": 0.27}, 20, 80, (0.91, 0.55, 1.18, 0.73)),
         _backtest(b, "ml.lightgbm", 10, oos_sharpe=0.94, oos_sortino=1.26, max_drawdown=-0.182,
                   calmar_ratio=0.59, cagr=0.1074, total_return=0.1523, volatility=0.121,
-                  turnover=4.1),
+                  turnover=4.1, **_returns(1250, -0.61, 5.6)),
     ]  # fmt: skip
     return sorted(runs, key=lambda run: -run.hours_ago)
 
@@ -230,6 +252,15 @@ def print_summary(summary: DemoSummary, gateway: str, out: TextIO) -> None:
         body = '{"run_ids": [' + ", ".join(f'"{i}"' for i in summary.compare_run_ids) + "]}"
         print(f"  curl -s -X POST {api}/tracking/runs/compare \\", file=out)
         print(f"    -H 'Content-Type: application/json' -d '{body}'", file=out)
+    console = f"http://{gateway}/console"
+    print(f"  open {console}  # the research console, in a browser", file=out)
+    walk_forward_ids = summary.run_ids.get("walk_forward", [])
+    if len(walk_forward_ids) >= 2:
+        # Both walk-forward runs fold by fold against the older one, as the
+        # README's walkthrough compares them: folds, paired test and PBO.
+        ids = ",".join(walk_forward_ids)
+        compare = f"{console}/compare?kind=runs&ids={ids}&baseline={walk_forward_ids[0]}"
+        print(f"  open '{compare}'", file=out)
 
 
 def load_demo_from_env(

@@ -195,7 +195,8 @@ def _ready_lines(demo: bool) -> list[str]:
     )
     lines += ["", f"first things to try, {where}:"]
     lines += [f"  {command:<{width}}  # {why}" for command, why in tries]
-    lines.append(f'and in a browser: http://{gateway}/docs (the HTTP API; "Try it out" calls it)')
+    lines.append(f"and in a browser: http://{gateway}/console (the research console)")
+    lines.append(f'                  http://{gateway}/docs (the HTTP API; "Try it out" calls it)')
     lines += ["", "Ctrl-C stops everything.", ""]
     return lines
 

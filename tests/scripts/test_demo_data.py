@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import sqlite3
+import statistics
 import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlflow.tracking import MlflowClient
 
 from research.experiments.v1 import experiments_pb2, experiments_pb2_grpc
 from research.tracking.v1 import tracking_pb2, tracking_pb2_grpc
+from research_common import stats
 from testbed.ports import free_port
 from tests.processes import running
 from tracking_svc.lineage import LINEAGE_TAGS, Lineage, start_run
@@ -51,6 +55,16 @@ RUNS_PER_KIND = {
 }
 # Folds (walk_forward) and paths (cpcv) logged as oos_sharpe steps.
 STEPS_PER_KIND = {(A, "walk_forward"): 5, (A, "cpcv"): 5, (B, "walk_forward"): 4, (B, "cpcv"): 4}
+# What the deflated Sharpe ratio reads (CONTRACT §11) on the backtest and
+# walk_forward runs: n_obs, returns_skew, returns_kurtosis; and the daily
+# annualisation every one of them has.
+RETURNS_KEYS = ("n_obs", "returns_skew", "returns_kurtosis")
+RETURNS_PER_KIND = {
+    (A, "walk_forward"): (750, -0.35, 4.1),
+    (A, "backtest"): (1250, -0.42, 4.8),
+    (B, "walk_forward"): (600, -0.51, 5.2),
+    (B, "backtest"): (1250, -0.61, 5.6),
+}
 
 
 async def _wait_serving(address: str) -> None:
@@ -130,6 +144,14 @@ async def test_demo_data_is_loaded_and_imported_once(tmp_path: Path) -> None:
             assert run.info.start_time < run.info.end_time
             assert run.data.params
             assert run.data.metrics
+            kind = (run.data.tags["strategy_id"], run.data.tags["run_type"])
+            returns = {key: run.data.metrics.get(key) for key in RETURNS_KEYS}
+            if kind in RETURNS_PER_KIND:
+                assert returns == dict(zip(RETURNS_KEYS, RETURNS_PER_KIND[kind], strict=True))
+                assert run.data.params["periods_per_year"] == "252"
+            else:
+                assert returns == dict.fromkeys(RETURNS_KEYS)
+                assert "periods_per_year" not in run.data.params
 
         async with aio.insecure_channel(tracking_addr) as channel:
             stub = tracking_pb2_grpc.TrackingServiceStub(channel)
@@ -152,7 +174,13 @@ async def test_demo_data_is_loaded_and_imported_once(tmp_path: Path) -> None:
             )
             assert listed.total == 1
             (walk_forward,) = listed.runs
-            assert dict(walk_forward.params) == {"n_splits": "5", "method": "rolling"}
+            # The example's params, and the annualisation the deflated Sharpe
+            # ratio divides by.
+            assert dict(walk_forward.params) == {
+                "n_splits": "5",
+                "method": "rolling",
+                "periods_per_year": "252",
+            }
             assert walk_forward.metrics["mean_oos_sharpe"] == 1.42
             assert walk_forward.metrics["std_oos_sharpe"] == 0.31
             assert walk_forward.tags["git_commit"] == "3f9a1c2"
@@ -202,6 +230,36 @@ async def test_demo_data_is_loaded_and_imported_once(tmp_path: Path) -> None:
             assert experiment.git_commit_hash == ("3f9a1c2" if strategy == A else "9c8b7a6")
             assert experiment.dataset_version == "ds-2024-06"
 
+        # An experiments compare of strategy A's backtest and walk_forward
+        # experiments judges the best oos_sharpe (the walk-forward run's last
+        # fold, 1.46) by its deflated Sharpe ratio.
+        by_kind = {kinds[e.mlflow_run_id]: e.id for e in recorded}
+        pair = [by_kind[(A, "backtest")], by_kind[(A, "walk_forward")]]
+        async with aio.insecure_channel(experiments_addr) as channel:
+            experiments_stub = experiments_pb2_grpc.ExperimentServiceStub(channel)
+            compare = await experiments_stub.CompareExperiments(
+                experiments_pb2.CompareExperimentsRequest(experiment_ids=pair, baseline=pair[0])
+            )
+        selection = compare.selection["oos_sharpe"]
+        # Six experiments of strategy A hold an oos_sharpe: three training
+        # runs, the walk-forward and CPCV runs' last fold and the backtest.
+        # Only the backtest and walk-forward runs say they are annualised;
+        # the others' values count as they are (see the note in demo_data),
+        # so the figure is 0 to 1e-12: z is about -20.
+        per_day = [1.42, 1.18, 1.35, 1.46 / math.sqrt(252), 1.36, 1.31 / math.sqrt(252)]
+        variance = statistics.variance(per_day)
+        assert selection.experiment_id == pair[1]
+        assert selection.trials == 6
+        assert selection.sharpe == pytest.approx(1.46 / math.sqrt(252), rel=1e-12)
+        assert selection.sharpe_variance == pytest.approx(variance, rel=1e-9)
+        expected_max = stats.expected_max_sharpe(6, variance)
+        assert selection.expected_max_sharpe == pytest.approx(expected_max, rel=1e-9)
+        assert selection.HasField("deflated_sharpe")
+        assert selection.deflated_sharpe == pytest.approx(
+            stats.deflated_sharpe(1.46 / math.sqrt(252), expected_max, 750, -0.35, 4.1), abs=1e-12
+        )
+        assert not selection.HasField("reason")
+
         # Again, as `make demo` runs it: nothing new, the same ids.
         out = io.StringIO()
         env = {
@@ -220,3 +278,9 @@ async def test_demo_data_is_loaded_and_imported_once(tmp_path: Path) -> None:
         assert A in printed
         assert B in printed
         assert all(run_id in printed for run_id in first.compare_run_ids)
+        console = "http://127.0.0.1:8080/console"
+        older, newer = first.run_ids["walk_forward"]
+        assert f"  open {console}  # the research console, in a browser\n" in printed
+        assert f"  open '{console}/compare?kind=runs&ids={older},{newer}&baseline={older}'\n" in (
+            printed
+        )

@@ -120,7 +120,12 @@ async def test_the_readme_http_walkthrough_returns_demo_data(tmp_path: Path) -> 
         # The walk-forward runs against the older one: folds 0.62, 1.14,
         # 0.88, 1.03 (strategy B, newer) and 1.20, 1.78, 1.02, 1.64, 1.46
         # (strategy A, older, the baseline).
-        compares = [json.loads(line) for line in output.splitlines() if line.startswith('{"runs"')]
+        # Compare answers only: a ListRuns answer starts with {"runs" too.
+        compares = [
+            json.loads(line)
+            for line in output.splitlines()
+            if line.startswith('{"runs"') and '"metric_diff"' in line
+        ]
         folds = next(answer for answer in compares if answer["paired"])
         newer, older = (row["run_id"] for row in folds["runs"])
         sharpe = folds["metric_diff"]["oos_sharpe"]

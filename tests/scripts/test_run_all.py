@@ -73,7 +73,8 @@ def ready_block(lines: list[str], addresses: Mapping[str, str]) -> list[str]:
         f"  {GRPCURL} -plaintext {experiments} list",
     ], block
     assert block[9:] == [
-        f'and in a browser: http://{gateway}/docs (the HTTP API; "Try it out" calls it)',
+        f"and in a browser: http://{gateway}/console (the research console)",
+        f'                  http://{gateway}/docs (the HTTP API; "Try it out" calls it)',
         "",
         "Ctrl-C stops everything.",
     ], block
@@ -359,6 +360,8 @@ async def test_on_a_terminal_the_job_speaks_to_people(tmp_path: Path) -> None:
         assert "research.experiments.v1.ExperimentService" in services.split()
         gateway = addresses["GATEWAY_ADDR"]
         assert (await _shell(f"curl -sf http://{gateway}/docs", tmp_path)).strip()
+        console = await _shell(f"curl -sf http://{gateway}/console", tmp_path)
+        assert "<title>Research console</title>" in console
 
         job.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(job.wait(), 30) == 0
