@@ -505,6 +505,43 @@ async def test_delete_then_undelete_through_the_page(console: BrowserPage, demo:
     assert await page.get_by_role("button", name="Delete").is_visible()
 
 
+async def test_older_revisions_are_paged_in_by_the_link_header(
+    console: BrowserPage, demo: Demo
+) -> None:
+    page = console.page
+    http = demo.stack.http
+    experiment_id = demo.summary.experiment_ids[4]
+    path = f"/api/v1/experiments/{experiment_id}"
+    for step in range(24):  # 25 revisions: more than the page's 20
+        changed = await http.patch(path, json={"metrics": {"step": step}})
+        assert changed.status_code == 200, changed.text
+    first_page = await http.get(f"{path}/revisions", params={"page_size": 20})
+    assert "next" in first_page.links
+
+    await open_view(console, f"/console/experiments/{experiment_id}", "experiment")
+    items = page.locator("main ol.timeline li")
+    numbers = await items.evaluate_all("items => items.map(item => item.dataset.revision)")
+    assert numbers == [str(n) for n in range(25, 5, -1)]
+    await page.get_by_role("button", name="Older revisions").click()
+    await page.locator('main ol.timeline li[data-revision="1"]').wait_for()
+    numbers = await items.evaluate_all("items => items.map(item => item.dataset.revision)")
+    assert numbers == [str(n) for n in range(25, 0, -1)]
+    assert await page.get_by_role("button", name="Older revisions").count() == 0
+
+
+async def test_an_unknown_experiment_shows_the_contract_message(
+    console: BrowserPage, demo: Demo
+) -> None:
+    console.expected_statuses.add(404)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    answer = await demo.stack.http.get(f"/api/v1/experiments/{unknown}")
+    assert answer.status_code == 404
+    await console.goto(f"/console/experiments/{unknown}")
+    alert = console.page.locator("main p.error[role=alert]")
+    await alert.wait_for()
+    assert await alert.inner_text() == f"404: {answer.json()['message']}"
+
+
 # --- import ------------------------------------------------------------------
 
 
