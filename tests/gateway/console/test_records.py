@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from mlflow.tracking import MlflowClient
-from playwright.async_api import Browser, ConsoleMessage, Dialog, Page
+from playwright.async_api import Browser, Dialog, Page
 
 from research_common.auth import Tokens
 from tests.fixtures.browser import DESKTOP, BrowserPage
@@ -42,28 +42,6 @@ IMPORT_EXPERIMENT = "console-records-import"
 
 
 # --- the page ----------------------------------------------------------------
-
-
-class RecordsPage(BrowserPage):
-    """BrowserPage, except for one request the views do not make: the shell's
-    page names no icon, so Chromium asks for /favicon.ico and logs its 404 as
-    a console error. Only that one is let through (see the module's report:
-    a `<link rel="icon">` in index.html would make this class unnecessary)."""
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if str(message.location.get("url", "")).endswith("/favicon.ico"):
-            return
-        super()._console(message)
-
-
-@pytest.fixture
-async def console(browser: Browser, demo: Demo) -> AsyncIterator[BrowserPage]:
-    """As the package's `console`, with RecordsPage."""
-    page = await browser.new_page(viewport=DESKTOP)
-    watched = RecordsPage(page, demo.stack.base_url)
-    yield watched
-    await page.close()
-    watched.assert_clean()
 
 
 # --- helpers -----------------------------------------------------------------
@@ -710,7 +688,7 @@ async def guarded(tmp_path: Path, browser: Browser) -> AsyncIterator[Guarded]:
     on their gateway (no demo data: the tests make what they need)."""
     async with guarded_stack(tmp_path, Tokens(TOKENS)) as (http, _):
         page = await browser.new_page(viewport=DESKTOP)
-        watched = RecordsPage(page, str(http.base_url).rstrip("/"))
+        watched = BrowserPage(page, str(http.base_url).rstrip("/"))
         yield Guarded(http, watched)
         await page.close()
         watched.assert_clean()
