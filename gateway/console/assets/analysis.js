@@ -69,3 +69,14 @@ export function directionText(direction) {
 export function explain(line) {
   return h("p", { class: "explain" }, line);
 }
+
+/**
+ * A check that the page is still where a view began rendering. The shell
+ * does not cancel a view's render when the reader moves on; a view that
+ * awaited the API asks this before drawing, so that a late answer never
+ * overwrites the view the reader went to.
+ */
+export function stillHere() {
+  const started = window.location.href;
+  return () => window.location.href === started;
+}

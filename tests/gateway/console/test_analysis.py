@@ -11,6 +11,7 @@ same request, figure for figure."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Locator, Page
+from playwright.async_api import Browser, ConsoleMessage, Locator, Page, Route
 
 from tests.fixtures.browser import DESKTOP, PHONE, BrowserPage
 from tests.gateway.console.conftest import Demo
@@ -451,6 +452,79 @@ async def test_compare_experiments_with_a_baseline(console: BrowserPage, demo: D
     explanation = await page.locator("section.statistics .explain").inner_text()
     assert explanation.startswith("Deflated Sharpe: probability that the best Sharpe ratio beats")
     await console.screenshots("compare-experiments")
+
+
+async def test_directions_from_the_console_url_reach_both_compares(
+    console: BrowserPage, demo: Demo
+) -> None:
+    """`maximize` / `minimize` in the console URL: the runs compare's body
+    lists, the experiments compare's query parameters (§7)."""
+    http = demo.stack.http
+    page = console.page
+    runs = demo.summary.compare_run_ids
+    answer = await http.post(
+        "/api/v1/tracking/runs/compare", json={"run_ids": runs, "minimize": ["oos_sharpe"]}
+    )
+    turned = answer.json()["metric_diff"]["oos_sharpe"]
+    assert turned["direction"] == "minimize"
+    await open_view(
+        console, f"/console/compare?kind=runs&ids={','.join(runs)}&minimize=oos_sharpe", "compare"
+    )
+    row = page.locator('table.metric-diff tr[data-metric="oos_sharpe"]')
+    assert await row.get_attribute("data-direction") == "minimize"
+    assert await row.locator("td[data-best]").get_attribute("data-id") == turned["best_run_id"]
+
+    experiments = demo.summary.experiment_ids[:3]
+    answer = await http.post(
+        "/api/v1/experiments/compare", params={"maximize": "max_drawdown"}, json=experiments
+    )
+    assert answer.status_code == 200, answer.text
+    path = f"/console/compare?ids={','.join(experiments)}&maximize=max_drawdown"
+    await open_view(console, path, "compare")
+    await assert_metric_table(page, answer.json()["metric_diff"], "best_id")
+    row = page.locator('table.metric-diff tr[data-metric="max_drawdown"]')
+    assert await row.get_attribute("data-direction") == "maximize"
+
+
+async def test_a_bad_runs_filter_shows_the_contracts_message(
+    console: BrowserPage, demo: Demo
+) -> None:
+    console.expected_statuses.add(400)
+    refused = await demo.stack.http.get(
+        "/api/v1/tracking/runs", params={"filter": "metrics.oos_sharpe >"}
+    )
+    assert refused.status_code == 400
+    await open_view(console, "/console/runs?filter=metrics.oos_sharpe%20%3E", "runs")
+    page = console.page
+    assert await page.locator(".error").inner_text() == f"400: {refused.json()['message']}"
+    # The form keeps what was typed, to be mended.
+    assert await page.get_by_label("Filter (§10)").input_value() == "metrics.oos_sharpe >"
+
+
+async def test_a_late_compare_never_overwrites_the_view_gone_to(
+    console: BrowserPage, demo: Demo
+) -> None:
+    """The reader leaves a compare before its answer is in: the answer, when
+    it comes, is not drawn over the runs view."""
+    page = console.page
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/v1/tracking/runs/compare", hold)
+    ids = demo.summary.compare_run_ids
+    async with page.expect_request("**/api/v1/tracking/runs/compare"):
+        await console.goto(f"/console/compare?kind=runs&ids={','.join(ids)}")
+    await page.locator("header nav").get_by_role("link", name="Runs").click()
+    await page.locator('main[data-view="runs"]').wait_for()
+    async with page.expect_response("**/api/v1/tracking/runs/compare"):
+        release.set()
+    await page.wait_for_timeout(300)  # time for the late answer to be (not) drawn
+    assert await page.locator("main h1").inner_text() == "Runs"
+    assert await page.locator("main").get_attribute("data-view") == "runs"
+    assert await page.locator("table.metric-diff").count() == 0
 
 
 async def test_compare_by_keyboard_alone(console: BrowserPage, demo: Demo) -> None:

@@ -15,7 +15,7 @@
 
 import { api } from "../api.js";
 import { errorBox, h, link, mount, shortId, text } from "../dom.js";
-import { directionText, explain, grid, signed, srOnly } from "../analysis.js";
+import { directionText, explain, grid, signed, srOnly, stillHere } from "../analysis.js";
 import { runStatistics, selectionStatistics } from "./compare_statistics.js";
 
 const MIN_IDS = 2;
@@ -217,14 +217,17 @@ export async function render({ main, query, navigate }) {
   }
   const heading = h("h1", {}, kind === "runs" ? `Compare ${ids.length} runs` : `Compare ${ids.length} experiments`);
   const change = h("details", { class: "change-ids" }, h("summary", {}, "Change what is compared"), idsForm(state, navigate));
+  const current = stillHere();
   let data;
   try {
     data = await fetchCompare(state);
   } catch (error) {
+    if (!current()) return;
     mount(main, heading, errorBox(error), change);
     main.dataset.view = "compare";
     return;
   }
+  if (!current()) return;
   const columns = columnsOf(kind, data);
   const bestKey = kind === "runs" ? "best_run_id" : "best_id";
   const hasBaseline = Boolean(state.baseline);
@@ -258,5 +261,5 @@ export async function render({ main, query, navigate }) {
   );
   // The fold charts read histories; the view is done when they are drawn.
   await statistics.ready;
-  main.dataset.view = "compare";
+  if (current()) main.dataset.view = "compare";
 }

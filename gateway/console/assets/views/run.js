@@ -8,7 +8,7 @@
 import { api } from "../api.js";
 import { errorBox, fields, h, link, mount, number, text, when } from "../dom.js";
 import { lineChart } from "../chart.js";
-import { grid, metricHistory } from "../analysis.js";
+import { grid, metricHistory, stillHere } from "../analysis.js";
 
 function duration(start, end) {
   if (typeof start !== "number" || typeof end !== "number") return "—";
@@ -47,10 +47,12 @@ function historyChart(key, points) {
 
 export async function render({ main, params }) {
   const [runId] = params;
+  const current = stillHere();
   let run;
   try {
     ({ data: run } = await api.get(`/api/v1/tracking/runs/${encodeURIComponent(runId)}`));
   } catch (error) {
+    if (!current()) return;
     mount(main, h("h1", {}, "Run"), errorBox(error), h("p", {}, link("/console/runs", "All runs")));
     main.dataset.view = "run";
     return;
@@ -58,6 +60,7 @@ export async function render({ main, params }) {
   const metricKeys = Object.keys(run.metrics || {}).sort();
   // One request per metric, all at once; a failed one is shown, not fatal.
   const histories = await Promise.allSettled(metricKeys.map((key) => metricHistory(run.run_id, key)));
+  if (!current()) return;
   const charts = [];
   const failed = [];
   const steps = {};

@@ -13,7 +13,7 @@
 
 import { api } from "../api.js";
 import { h, link, mount, errorBox, number, shortId, when } from "../dom.js";
-import { grid, srOnly } from "../analysis.js";
+import { grid, srOnly, stillHere } from "../analysis.js";
 
 const QUERY = ["run_type", "strategy_id", "filter", "order_by", "page_size"];
 const RUN_TYPES = ["training", "walk_forward", "cpcv", "backtest"];
@@ -160,14 +160,17 @@ export async function render({ main, query, navigate }) {
   const heading = h("h1", {}, "Runs");
   const form = filterForm(state, navigate);
   const bar = compareBar(navigate);
+  const current = stillHere();
   let result;
   try {
     result = await api.get("/api/v1/tracking/runs", { query: { ...state, page_token: pageToken } });
   } catch (error) {
+    if (!current()) return;
     mount(main, heading, form, errorBox(error));
     main.dataset.view = "runs";
     return;
   }
+  if (!current()) return;
   const runs = result.data?.runs || [];
   const next = nextToken(result.next, result.data);
   const page = back.length + 1;
