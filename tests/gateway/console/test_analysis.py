@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from playwright.async_api import Browser, ConsoleMessage, Locator, Page, Route
+from playwright.async_api import Locator, Page, Route
 
-from tests.fixtures.browser import DESKTOP, PHONE, BrowserPage
+from tests.fixtures.browser import PHONE, BrowserPage
 from tests.gateway.console.conftest import Demo
 
 ASSETS = Path(__file__).resolve().parents[3] / "gateway" / "console" / "assets"
@@ -35,31 +33,6 @@ OUR_MODULES = [
 ]
 UNKNOWN_RUN = "0123456789abcdef0123456789abcdef"
 IDS_LABEL = "Ids (2\u201310)"  # the compare form's textarea, an en dash in its label
-
-
-# --- the page ----------------------------------------------------------------
-
-
-class AnalysisPage(BrowserPage):
-    """BrowserPage, except for the one request no view makes: index.html names
-    no icon, so Chromium asks for /favicon.ico and logs its 404 as a console
-    error. Only that one is let through (a `<link rel="icon" href="data:,">`
-    in index.html, which the CSP's img-src allows, would end the need)."""
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if str(message.location.get("url", "")).endswith("/favicon.ico"):
-            return
-        super()._console(message)
-
-
-@pytest.fixture
-async def console(browser: Browser, demo: Demo) -> AsyncIterator[BrowserPage]:
-    """As the package's `console`, with AnalysisPage."""
-    page = await browser.new_page(viewport=DESKTOP)
-    watched = AnalysisPage(page, demo.stack.base_url)
-    yield watched
-    await page.close()
-    watched.assert_clean()
 
 
 # --- helpers -----------------------------------------------------------------
