@@ -21,7 +21,7 @@ a browser. Two figures, measured side by side in one run:
 
 The stack runs as a deployment runs it (`bench.stack`: each service its own
 `python -m` process) over a real `mlflow server` and a PostgreSQL database
-of its own, with the demo loaded by `scripts.demo_data.load_demo`.
+of its own, with the demo loaded by `load_demo` of `scripts/demo_data.py`.
 
     .venv/bin/python -m bench.console [--rounds 15] [--json bench/results-console.json]
 """
@@ -48,10 +48,15 @@ from bench.database import bench_database
 from bench.report import machine
 from bench.stack import running_stack
 from bench.stats import Summary, summarize
-from scripts.demo_data import DemoSummary, load_demo
 from testbed.mlflow_server import MlflowServer
 
-FOLDER = Path(__file__).resolve().parents[1] / "gateway" / "console"
+ROOT = Path(__file__).resolve().parents[1]
+# The demo loader is a script, imported as its tests import it (mypy would
+# otherwise see scripts/demo_data.py under two module names).
+sys.path.insert(0, str(ROOT / "scripts"))
+from demo_data import DemoSummary, load_demo  # noqa: E402
+
+FOLDER = ROOT / "gateway" / "console"
 EXPERIMENT = "bench-console"
 VIEWPORT = ViewportSize(width=1280, height=800)  # the console's desktop size
 # The page tests' flags (tests/fixtures/browser.py): no background traffic
