@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from research_common.config import boolean, number, parse_address
 from research_common.constants import EXPERIMENTS_ADDRESS, TRACKING_ADDRESS
 from research_common.settings import ServiceSettings, variable
+from research_common.targets import parse_target
 
 # The embedded default: a SQLite file under .data/ in the working directory.
 DEFAULT_DATABASE_URL = "sqlite:///.data/experiments.db"
@@ -25,9 +26,10 @@ class Settings(ServiceSettings):
     auto_migrate: bool = field(default=True, metadata=variable("AUTO_MIGRATE", boolean))
     # Seconds allowed to connect to the database, and for one statement.
     db_timeout: float = field(default=5.0, metadata=variable("DB_TIMEOUT", number(minimum=0.1)))
-    # Where ImportRun finds the tracking service.
+    # Where ImportRun finds the tracking service: a gRPC target, as the
+    # gateway reads it (research_common.targets).
     tracking_address: str = field(
-        default=TRACKING_ADDRESS, metadata=variable("TRACKING_ADDR", parse_address)
+        default=TRACKING_ADDRESS, metadata=variable("TRACKING_ADDR", parse_target)
     )
     # Seconds ImportRun waits for the tracking service (less when the
     # caller's own deadline is nearer). Under the gateway's 5 s deadline, so

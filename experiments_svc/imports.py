@@ -25,6 +25,7 @@ from research_common.errors import (
     echo,
 )
 from research_common.logging import REQUEST_ID
+from research_common.targets import channel_options
 from research_common.tls import TlsSettings
 
 if TYPE_CHECKING:
@@ -48,7 +49,10 @@ class TrackingClient:
     """One long-lived channel to TrackingService."""
 
     def __init__(self, address: str, timeout: float, tls: TlsSettings | None = None) -> None:
-        self._channel = (tls or TlsSettings()).channel(address)
+        # round_robin over the target's addresses; GetRun changes nothing,
+        # so a replica that goes away costs it a retry, not a failure.
+        service = tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_name
+        self._channel = (tls or TlsSettings()).channel(address, channel_options([service]))
         self._stub: TrackingServiceAsyncStub = tracking_pb2_grpc.TrackingServiceStub(self._channel)
         self._timeout = timeout
 

@@ -11,6 +11,7 @@ from typing import Self
 from research_common.config import ConfigError, number, parse_address, whole_number
 from research_common.constants import EXPERIMENTS_ADDRESS, GATEWAY_ADDRESS, TRACKING_ADDRESS
 from research_common.settings import ProcessSettings, read_env, variable
+from research_common.targets import parse_target
 
 # An origin as browsers send it: scheme://host[:port], nothing after.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
@@ -29,11 +30,13 @@ class Settings(ProcessSettings):
     """Everything the gateway reads from its environment."""
 
     address: str = field(default=GATEWAY_ADDRESS, metadata=variable("GATEWAY_ADDR", parse_address))
+    # The services as gRPC targets: host:port, dns:///name:port or a list
+    # of addresses, spread over round robin (research_common.targets).
     experiments_address: str = field(
-        default=EXPERIMENTS_ADDRESS, metadata=variable("EXPERIMENTS_ADDR", parse_address)
+        default=EXPERIMENTS_ADDRESS, metadata=variable("EXPERIMENTS_ADDR", parse_target)
     )
     tracking_address: str = field(
-        default=TRACKING_ADDRESS, metadata=variable("TRACKING_ADDR", parse_address)
+        default=TRACKING_ADDRESS, metadata=variable("TRACKING_ADDR", parse_target)
     )
     # Origins browsers may call from; "*" allows any.
     cors_origins: tuple[str, ...] = field(

@@ -16,13 +16,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.bindings import Binding, bindings_for
 from research_common.constants import MAX_MESSAGE_BYTES
+from research_common.targets import channel_options
 from research_common.tls import TlsSettings
 
 
 @dataclass(frozen=True)
 class Upstream:
-    """A gRPC server at `address` serving `services`; `name` is how errors
-    and /readyz refer to it ("experiments", "tracking")."""
+    """The gRPC servers at `address` (a target: research_common.targets)
+    serving `services`; `name` is how errors and /readyz refer to it
+    ("experiments", "tracking")."""
 
     name: str
     address: str
@@ -63,10 +65,12 @@ class Upstreams:
             # grows to two minutes, during which calls fail fast as UNAVAILABLE.
             ("grpc.initial_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", 2000),
-            ("grpc.enable_retries", 0),
         ]
         for upstream in self._upstreams:
-            channel = self._tls.channel(upstream.address, options)
+            # round_robin over every address of the target, and a retry on
+            # UNAVAILABLE for the methods that change nothing (CONTRACT §13).
+            services = [service.full_name for service in upstream.services]
+            channel = self._tls.channel(upstream.address, options + channel_options(services))
             self._connected[upstream.name] = Connected(upstream, channel)
         for binding in self.bindings:
             connected = self._connected[binding.upstream]

@@ -32,6 +32,9 @@ def parse_address(name: str, value: str) -> str:
         raise ConfigError(f"{name} must be host:port, got {value!r}")
     if host.startswith("[") != host.endswith("]"):
         raise ConfigError(f"{name} has an unbalanced IPv6 bracket: {value!r}")
+    if any(char in host for char in ", /\t"):
+        # rpartition would take "a:1,b:2" for host "a:1,b" and port 2.
+        raise ConfigError(f"{name} must be one host:port, got {value!r}")
     return value
 
 
