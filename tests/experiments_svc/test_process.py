@@ -106,6 +106,12 @@ async def test_sigterm_lets_in_flight_calls_finish(migrated_postgres: str, tmp_p
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got 'LOUD'"),
         ({"DB_TIMEOUT": "soon"}, "DB_TIMEOUT must be a number, got 'soon'"),
         ({"AUTO_MIGRATE": "maybe"}, "AUTO_MIGRATE must be true or false, got 'maybe'"),
+        ({"TRACKING_ADDR": ","}, "TRACKING_ADDR names no address, got ','"),
+        (
+            {"TRACKING_ADDR": "tracking-a:50052,tracking-b:50052"},
+            "TRACKING_ADDR: a list takes IP addresses, and 'tracking-a' is a name; "
+            "use dns:///tracking-a:50052",
+        ),
     ],
 )
 async def test_bad_configuration_is_refused_in_one_line(

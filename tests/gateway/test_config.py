@@ -3,11 +3,14 @@ one-line refusals of bad values."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.config import Settings
 from research_common.auth import Tokens
 from research_common.config import ConfigError
+from tests.processes import run_to_exit
 
 NAMES = (
     "GATEWAY_ADDR",
@@ -80,6 +83,12 @@ def test_every_setting() -> None:
         ({"GATEWAY_ADDR": "nonsense"}, "GATEWAY_ADDR must be host:port, got 'nonsense'"),
         ({"EXPERIMENTS_ADDR": ":1"}, "EXPERIMENTS_ADDR must be host:port, got ':1'"),
         ({"TRACKING_ADDR": "[::1:2"}, "TRACKING_ADDR has an unbalanced IPv6 bracket"),
+        ({"EXPERIMENTS_ADDR": " , "}, "EXPERIMENTS_ADDR names no address, got ' , '"),
+        ({"TRACKING_ADDR": "dns:///"}, "TRACKING_ADDR names no host after dns:, got 'dns:///'"),
+        (
+            {"TRACKING_ADDR": "a:1,b:2"},
+            "TRACKING_ADDR: a list takes IP addresses, and 'a' is a name",
+        ),
         (
             {"CORS_ORIGINS": "http://a/b"},
             "CORS_ORIGINS entries must be '*' or scheme://host[:port], got 'http://a/b'",
@@ -104,3 +113,21 @@ def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
         Settings.from_env(env)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("EXPERIMENTS_ADDR", ",", "EXPERIMENTS_ADDR names no address, got ','"),
+        ("TRACKING_ADDR", "127.0.0.1:1,,127.0.0.1:2", "TRACKING_ADDR has an empty entry"),
+        ("TRACKING_ADDR", "dns://10.0.0.1", "TRACKING_ADDR must be dns:///host:port"),
+    ],
+)
+async def test_the_gateway_refuses_a_bad_target_in_one_line(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    env = {"GATEWAY_ADDR": "127.0.0.1:0", variable: value}
+    code, stderr = await run_to_exit("gateway", env, tmp_path)
+    assert code == 2
+    assert stderr.count("\n") == 1
+    assert stderr.startswith(f"gateway: configuration error: {message}"), stderr
