@@ -155,6 +155,10 @@ class _DemoteChatter(logging.Filter):
         return record.levelno >= self._level
 
 
+# The logger of grpc's Cython layer (grpc.aio's loop and engine set-up).
+GRPC_AIO_LOGGER = "grpc._cython.cygrpc"
+
+
 def _is_chatter(logger: str) -> bool:
     return any(logger == name or logger.startswith(f"{name}.") for name in _CHATTER)
 
@@ -190,3 +194,8 @@ def configure_logging(service: str, level: str, log_format: LogFormat | None = N
     root.setLevel(level)
     handler.addFilter(_DemoteChatter(root.level))
     root.handlers[:] = [handler]
+    # grpc.aio logs at DEBUG while it holds its global lock, and a garbage
+    # collection inside any handler can need that lock: a deadlock
+    # (grpc/grpc#43421, seen here as a hung test). Its DEBUG lines are
+    # never written, even with LOG_LEVEL=DEBUG.
+    logging.getLogger(GRPC_AIO_LOGGER).setLevel(max(root.level, logging.INFO))

@@ -16,6 +16,7 @@ import pytest
 
 from research_common.config import ConfigError, LogFormat, env_log_format, log_format
 from research_common.logging import (
+    GRPC_AIO_LOGGER,
     REQUEST_ID,
     JsonFormatter,
     TextFormatter,
@@ -198,9 +199,12 @@ def root_logging() -> Iterator[None]:
     pytest's back afterwards."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    grpc_aio = logging.getLogger(GRPC_AIO_LOGGER)
+    grpc_level = grpc_aio.level
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    grpc_aio.setLevel(grpc_level)
 
 
 def _configured(
@@ -299,3 +303,14 @@ def test_at_debug_the_chatter_shows_labelled_debug(monkeypatch: pytest.MonkeyPat
         "alembic.runtime.plugins",
         "setup plugin alembic.ext",
     )
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_grpc_aio_debug_lines_are_never_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    # grpc/grpc#43421: grpc.aio logs DEBUG under its global lock.
+    out = _configured(monkeypatch, io.StringIO(), level="DEBUG", fmt="text")
+    logging.getLogger(GRPC_AIO_LOGGER).debug("Loaded running loop")
+    logging.getLogger("research.rpc").debug("kept")
+    assert not logging.getLogger(GRPC_AIO_LOGGER).isEnabledFor(logging.DEBUG)
+    assert "Loaded running loop" not in out.getvalue()
+    assert "kept" in out.getvalue()
