@@ -6,14 +6,14 @@ for two strategies: DEMO_STRATEGY (the API documents' own id, which the README
 uses) and SECOND_STRATEGY. Each has runs of every type (training, walk_forward,
 cpcv, backtest) with every lineage tag, realistic params and metrics, start and
 end times over the last three days, and for walk_forward and cpcv `oos_sharpe`
-per fold (per path) as steps beside the summary computed from them. The
-backtest and walk_forward runs also carry what the deflated Sharpe ratio of
-an experiments compare reads (CONTRACT §11): the metrics `n_obs`,
-`returns_skew` and `returns_kurtosis` of their daily returns and the
-parameter `periods_per_year` their Sharpe ratios are annualised by. Three
-training runs are the tracking document's CompareRuns example value for value
+per fold (per path) as steps beside the summary computed from them. What
+the deflated Sharpe ratio of an experiments compare reads (CONTRACT §11):
+every run carries the parameter `periods_per_year` its Sharpe ratios are
+annualised by, and the backtest and walk_forward runs the metrics `n_obs`,
+`returns_skew` and `returns_kurtosis` of their daily returns. Three training
+runs are the tracking document's CompareRuns example value for value
 (ListRuns, newest first, lists them in its order), one walk_forward run its
-ListRuns example (with periods_per_year beside the example's params). Every
+ListRuns example, each with periods_per_year beside the example's params. Every
 run is then imported into experiments_svc with ImportRun over gRPC
 (experiments_svc asks tracking_svc: both must be up).
 
@@ -54,15 +54,19 @@ COMPARE_EXAMPLE = (
     ({"learning_rate": "0.01", "max_depth": "6", "n_estimators": "200"}, 1.18, -0.1544),
     ({"learning_rate": "0.10", "max_depth": "8", "n_estimators": "300"}, 1.35, -0.1389),
 )
-# What the deflated Sharpe ratio reads (CONTRACT §11), on the backtest and
-# walk_forward runs: daily returns (Sharpe ratios annualised by sqrt(252)),
-# 1250 days for a backtest (five years), 150 a fold for a walk-forward run;
-# the returns' skew and kurtosis (not excess) as equity strategies show them.
-# The training and CPCV runs stay as they were (the training runs' params are
-# the compare example's, exactly): without periods_per_year their annualised
-# oos_sharpe counts as a per-day value among the strategy's trials, so the
-# trials' variance is that of two scales mixed, and the deflated Sharpe ratio
-# of a backtest or walk-forward winner comes out at 0 (z near -20).
+# What the deflated Sharpe ratio reads (CONTRACT §11): daily returns, so
+# every run that logs an oos_sharpe (all of them: training, walk_forward and
+# CPCV folds, backtest) carries periods_per_year=252 and the strategy's trials
+# are per-day values on one scale (the training runs: the compare example's
+# params plus this one). Without it on the training and CPCV runs, their
+# annualised values counted as per-day ones, the trials' variance mixed two
+# scales and the figure was 0 (z near -20). Now strategy A's backtest and
+# walk_forward compare gives 0.988: six trials, variance 3.77e-5, expected
+# maximum 0.0080 per day against the walk-forward run's 1.46 / sqrt(252) =
+# 0.0920 over 750 days (z about 2.26). The backtest and walk_forward runs
+# also carry their returns: 1250 days for a backtest (five years), 150 a fold
+# for a walk-forward run; skew and kurtosis (not excess) as equity
+# strategies show them.
 DAILY = {"periods_per_year": "252"}
 
 
@@ -121,28 +125,30 @@ def demo_runs() -> list[DemoRun]:
     cpcv = {"method": "combinatorial_purged", "n_test_splits": "2"}  # paths: 5 of 6, 4 of 5
     # The compare example: its first run is the newest, as ListRuns lists them.
     runs = [
-        DemoRun(_lineage(a, "training"), params, {"oos_sharpe": sharpe, "max_drawdown": mdd},
-                hours_ago=70 + 2 * i)
+        DemoRun(_lineage(a, "training"), {**params, **DAILY},
+                {"oos_sharpe": sharpe, "max_drawdown": mdd}, hours_ago=70 + 2 * i)
         for i, (params, sharpe, mdd) in enumerate(COMPARE_EXAMPLE)
     ]  # fmt: skip
     runs += [
         # The ListRuns example: five folds whose mean is 1.42 and std 0.31.
         DemoRun(_lineage(a, "walk_forward"), {"n_splits": "5", "method": "rolling", **DAILY},
                 _returns(750, -0.35, 4.1), 60, 41, (1.20, 1.78, 1.02, 1.64, 1.46)),
-        DemoRun(_lineage(a, "cpcv"), {**xgb, **cpcv, "n_splits": "6", "embargo_pct": "0.01"},
+        DemoRun(_lineage(a, "cpcv"),
+                {**xgb, **cpcv, "n_splits": "6", "embargo_pct": "0.01", **DAILY},
                 {"pbo": 0.12}, 48, 95, (1.31, 0.94, 1.52, 1.12, 1.36)),
         _backtest(a, "ml.xgboost", 24, oos_sharpe=1.31, oos_sortino=1.87, max_drawdown=-0.1231,
                   calmar_ratio=1.15, cagr=0.1416, total_return=0.2041, volatility=0.108,
                   turnover=3.2, **_returns(1250, -0.42, 4.8)),
         DemoRun(_lineage(b, "training"),
                 {**lgbm, "learning_rate": "0.03", "max_depth": "5", "n_estimators": "500",
-                 "num_leaves": "31"},
+                 "num_leaves": "31", **DAILY},
                 {"oos_sharpe": 0.97, "oos_sortino": 1.31, "max_drawdown": -0.182,
                  "calmar_ratio": 0.61}, hours_ago=40, minutes=18),
         DemoRun(_lineage(b, "walk_forward"),
                 {**lgbm, "n_splits": "4", "method": "expanding", **DAILY},
                 _returns(600, -0.51, 5.2), 30, 33, (0.62, 1.14, 0.88, 1.03)),
-        DemoRun(_lineage(b, "cpcv"), {**lgbm, **cpcv, "n_splits": "5", "embargo_pct": "0.02"},
+        DemoRun(_lineage(b, "cpcv"),
+                {**lgbm, **cpcv, "n_splits": "5", "embargo_pct": "0.02", **DAILY},
                 {"pbo": 0.27}, 20, 80, (0.91, 0.55, 1.18, 0.73)),
         _backtest(b, "ml.lightgbm", 10, oos_sharpe=0.94, oos_sortino=1.26, max_drawdown=-0.182,
                   calmar_ratio=0.59, cagr=0.1074, total_return=0.1523, volatility=0.121,

@@ -37,11 +37,12 @@ from demo_data import (
 
 A, B = DEMO_STRATEGY, SECOND_STRATEGY
 EXPERIMENT = "demo-data-test"
-# The tracking document's CompareRuns example, in its order.
+# The tracking document's CompareRuns example, in its order, each with the
+# daily annualisation every demo run carries beside the example's params.
 COMPARE_PARAMS = [
-    {"learning_rate": "0.05", "max_depth": "6", "n_estimators": "200"},
-    {"learning_rate": "0.01", "max_depth": "6", "n_estimators": "200"},
-    {"learning_rate": "0.10", "max_depth": "8", "n_estimators": "300"},
+    {"learning_rate": "0.05", "max_depth": "6", "n_estimators": "200", "periods_per_year": "252"},
+    {"learning_rate": "0.01", "max_depth": "6", "n_estimators": "200", "periods_per_year": "252"},
+    {"learning_rate": "0.10", "max_depth": "8", "n_estimators": "300", "periods_per_year": "252"},
 ]
 RUNS_PER_KIND = {
     (A, "training"): 3,
@@ -56,8 +57,8 @@ RUNS_PER_KIND = {
 # Folds (walk_forward) and paths (cpcv) logged as oos_sharpe steps.
 STEPS_PER_KIND = {(A, "walk_forward"): 5, (A, "cpcv"): 5, (B, "walk_forward"): 4, (B, "cpcv"): 4}
 # What the deflated Sharpe ratio reads (CONTRACT §11) on the backtest and
-# walk_forward runs: n_obs, returns_skew, returns_kurtosis; and the daily
-# annualisation every one of them has.
+# walk_forward runs: n_obs, returns_skew, returns_kurtosis. The daily
+# annualisation (periods_per_year 252) is on every run: each logs oos_sharpe.
 RETURNS_KEYS = ("n_obs", "returns_skew", "returns_kurtosis")
 RETURNS_PER_KIND = {
     (A, "walk_forward"): (750, -0.35, 4.1),
@@ -146,12 +147,11 @@ async def test_demo_data_is_loaded_and_imported_once(tmp_path: Path) -> None:
             assert run.data.metrics
             kind = (run.data.tags["strategy_id"], run.data.tags["run_type"])
             returns = {key: run.data.metrics.get(key) for key in RETURNS_KEYS}
+            assert run.data.params["periods_per_year"] == "252"
             if kind in RETURNS_PER_KIND:
                 assert returns == dict(zip(RETURNS_KEYS, RETURNS_PER_KIND[kind], strict=True))
-                assert run.data.params["periods_per_year"] == "252"
             else:
                 assert returns == dict.fromkeys(RETURNS_KEYS)
-                assert "periods_per_year" not in run.data.params
 
         async with aio.insecure_channel(tracking_addr) as channel:
             stub = tracking_pb2_grpc.TrackingServiceStub(channel)
@@ -208,6 +208,7 @@ async def test_demo_data_is_loaded_and_imported_once(tmp_path: Path) -> None:
             "learning_rate": True,
             "max_depth": True,
             "n_estimators": True,
+            "periods_per_year": False,
         }
 
         # One experiment per run (imported oldest run first), with its lineage.
@@ -243,21 +244,26 @@ async def test_demo_data_is_loaded_and_imported_once(tmp_path: Path) -> None:
         selection = compare.selection["oos_sharpe"]
         # Six experiments of strategy A hold an oos_sharpe: three training
         # runs, the walk-forward and CPCV runs' last fold and the backtest.
-        # Only the backtest and walk-forward runs say they are annualised;
-        # the others' values count as they are (see the note in demo_data),
-        # so the figure is 0 to 1e-12: z is about -20.
-        per_day = [1.42, 1.18, 1.35, 1.46 / math.sqrt(252), 1.36, 1.31 / math.sqrt(252)]
+        # Every one says it is annualised (periods_per_year 252), so every
+        # value counts per day, on one scale (see the note in demo_data):
+        # variance 3.7725e-05, expected maximum 0.0079855, and the
+        # walk-forward run's 0.091971 over 750 days gives z about 2.255 and
+        # a deflated Sharpe ratio of 0.98794.
+        annual = [1.42, 1.18, 1.35, 1.46, 1.36, 1.31]
+        per_day = [sharpe / math.sqrt(252) for sharpe in annual]
         variance = statistics.variance(per_day)
+        assert variance == pytest.approx(3.7724867724867735e-05, rel=1e-12)
         assert selection.experiment_id == pair[1]
         assert selection.trials == 6
         assert selection.sharpe == pytest.approx(1.46 / math.sqrt(252), rel=1e-12)
         assert selection.sharpe_variance == pytest.approx(variance, rel=1e-9)
         expected_max = stats.expected_max_sharpe(6, variance)
+        assert expected_max == pytest.approx(0.00798553920096785, rel=1e-12)
         assert selection.expected_max_sharpe == pytest.approx(expected_max, rel=1e-9)
         assert selection.HasField("deflated_sharpe")
-        assert selection.deflated_sharpe == pytest.approx(
-            stats.deflated_sharpe(1.46 / math.sqrt(252), expected_max, 750, -0.35, 4.1), abs=1e-12
-        )
+        deflated = stats.deflated_sharpe(1.46 / math.sqrt(252), expected_max, 750, -0.35, 4.1)
+        assert deflated == pytest.approx(0.9879407864598484, rel=1e-12)
+        assert selection.deflated_sharpe == pytest.approx(deflated, abs=1e-12)
         assert not selection.HasField("reason")
 
         # Again, as `make demo` runs it: nothing new, the same ids.
