@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from bench.database import bench_database
 from bench.report import machine
 from bench.stack import running_stack
 from bench.stats import Summary, summarize
+from testbed.chromium import CHROMIUM_ARGS, ChromiumMissing, find_chromium
 from testbed.mlflow_server import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,18 +59,6 @@ from demo_data import DemoSummary, load_demo  # noqa: E402
 FOLDER = ROOT / "gateway" / "console"
 EXPERIMENT = "bench-console"
 VIEWPORT = ViewportSize(width=1280, height=800)  # the console's desktop size
-# The page tests' flags (tests/fixtures/browser.py): no background traffic
-# of Chromium's own competes with the page.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Installed before any of the page's own scripts run (Playwright's init
 # scripts are not subject to the page's CSP): the first moment, on the
 # page's clock (milliseconds since the navigation started), that <main>
@@ -121,13 +109,6 @@ def page_weight(folder: Path = FOLDER) -> dict[str, int]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
-
-
-def find_chromium() -> str:
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(found).is_file():
-        raise SystemExit(f"bench.console: no Chromium at {found} (apt-get install chromium)")
-    return found
 
 
 @dataclass(frozen=True)
@@ -242,7 +223,10 @@ async def _rounds(
 
 
 async def measure(rounds: int, work: Path) -> Figures:
-    chromium = find_chromium()
+    try:
+        chromium = find_chromium()
+    except ChromiumMissing as missing:
+        raise SystemExit(f"bench.console: {missing}") from None
     with MlflowServer(work / "mlflow") as mlflow:
         async with (
             bench_database("bench_console") as database,
