@@ -21,8 +21,6 @@ from cryptography.x509.oid import NameOID
 from grpc import aio
 from mlflow.tracking import MlflowClient
 
-from experiments_svc.config import Settings as ExperimentsSettings
-from experiments_svc.server import create_server as create_experiments
 from gateway.config import Settings as GatewaySettings
 from gateway.server import create_server as create_gateway
 from research.experiments.v1 import experiments_pb2 as pb
@@ -30,9 +28,8 @@ from research.experiments.v1 import experiments_pb2_grpc
 from research_common.config import ConfigError
 from research_common.tls import TlsSettings
 from tests.fixtures.grpc import rpc_error
-from tracking_svc.config import Settings as TrackingSettings
+from tests.fixtures.stack import embedded_services
 from tracking_svc.lineage import Lineage, start_run
-from tracking_svc.server import create_server as create_tracking
 
 STRATEGY = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 
@@ -100,26 +97,14 @@ async def tls_stack(tmp_path: Path) -> AsyncIterator[TlsStack]:
         "TLS_CA_FILE": str(paths["ca"]),
     }
     tls = TlsSettings.from_env(env)
-    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking, tracking_port = await create_tracking(
-        TrackingSettings(
-            tracking_uri=mlflow_uri, artifact_location=(tmp_path / "art").as_uri(), tls=tls
-        ),
-        "127.0.0.1:0",
-    )
-    await tracking.start()
-    experiments, experiments_port = await create_experiments(
-        ExperimentsSettings(
-            database_url=f"sqlite:///{tmp_path / 'experiments.db'}",
-            tracking_address=f"127.0.0.1:{tracking_port}",
-            tls=tls,
-        ),
-        "127.0.0.1:0",
-    )
-    await experiments.start()
-    yield TlsStack(experiments_port, tracking_port, mlflow_uri, paths["ca"].read_bytes(), tls)
-    await experiments.stop(0)
-    await tracking.stop(0)
+    async with embedded_services(tmp_path, tls=tls) as services:
+        yield TlsStack(
+            services.experiments_port,
+            services.tracking_port,
+            services.mlflow_uri,
+            paths["ca"].read_bytes(),
+            tls,
+        )
 
 
 def test_settings_need_cert_and_key_together(tmp_path: Path) -> None:
