@@ -9,9 +9,11 @@ matches (ABORTED, 409, when it does not)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.fixtures.stack import ALLOWED_ORIGIN, Stack
 
@@ -187,6 +189,47 @@ async def test_a_patch_with_a_stale_if_match_is_409_and_writes_nothing(stack: St
     )
     assert fresh.status_code == 200, fresh.text
     assert tagged(fresh)["revision"] == 3
+
+
+RACERS = 20
+
+
+@pytest.mark.postgres
+async def test_of_twenty_racing_patches_with_one_if_match_exactly_one_is_written(
+    stack: Stack,
+) -> None:
+    """Twenty PATCHes at once, each with the first revision's tag: the row
+    lock lets one through (200, revision 2); the nineteen others find the
+    tag stale (409 naming revision 2 and its tag), and write nothing."""
+    http = stack.http
+    created = await create(http, metrics={"sharpe": 1.0})
+    history = f"{path(created['id'])}/revisions"
+    assert len((await http.get(history)).json()["revisions"]) == 1
+    condition = {"If-Match": quoted(created["etag"])}
+    responses = await asyncio.gather(
+        *(
+            http.patch(path(created["id"]), json={"metrics": {"sharpe": n}}, headers=condition)
+            for n in range(RACERS)
+        )
+    )
+    statuses = [r.status_code for r in responses]
+    assert sorted(statuses) == [200] + [409] * (RACERS - 1), statuses
+    won = tagged(responses[statuses.index(200)])
+    assert won["revision"] == 2
+    stale = (
+        f"etag {created['etag']!r} is not the experiment's: it is at revision 2 "
+        f'(etag "{won["etag"]}"); nothing was written. Read it again, then retry with its etag'
+    )
+    for lost in responses:
+        if lost.status_code == 409:
+            assert assert_error(lost, 409, ABORTED) == stale
+            assert "etag" not in lost.headers
+    assert await current(http, created["id"]) == won
+    listing = await http.get(history)
+    assert listing.status_code == 200, listing.text
+    revisions = listing.json()["revisions"]  # one more than before the race
+    assert [(r["revision"], r["action"]) for r in revisions] == [(2, "update"), (1, "create")]
+    assert revisions[0]["experiment"] == won
 
 
 async def test_if_match_star_matches_any_live_experiment(stack: Stack) -> None:

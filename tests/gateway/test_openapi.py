@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from google.api import annotations_pb2
 from openapi_spec_validator import validate
 
 import gateway.docs
@@ -24,6 +25,7 @@ from gateway.server import create_server, default_upstreams
 from gateway.templates import parse_template
 from gateway.transcoding import build_reply
 from gateway.upstreams import Upstreams
+from research.http.v1 import response_pb2
 from research.tracking.v1 import tracking_pb2 as tr
 from research_common.auth import Tokens
 from tests.fixtures.stack import Stack
@@ -405,6 +407,64 @@ async def test_only_files_of_the_asset_folder_are_served(
     response = await http.get(path)
     assert response.status_code == 404, path
     assert response.json()["code"] == 5
+
+
+# --- Link on the lists that page -------------------------------------------------
+
+
+def paged_routes() -> dict[tuple[str, str], response_pb2.NextPage]:
+    """(METHOD, OpenAPI path) of every route whose method has a
+    `research.http.v1.response` rule with `next_page`, read from the
+    descriptors of the services the gateway fronts, not from its bindings."""
+    found: dict[tuple[str, str], response_pb2.NextPage] = {}
+    for upstream in default_upstreams(Settings()):
+        for service in upstream.services:
+            for method in service.methods:
+                options = method.GetOptions()
+                if not options.HasExtension(response_pb2.response):
+                    continue
+                rule = options.Extensions[response_pb2.response]
+                if not rule.HasField("next_page"):
+                    continue
+                http = options.Extensions[annotations_pb2.http]
+                for each in (http, *http.additional_bindings):
+                    kind = each.WhichOneof("pattern")
+                    assert kind is not None, method.full_name
+                    template = getattr(each, kind)
+                    path, _ = openapi_path(parse_template(template))
+                    found[kind.upper(), path] = rule.next_page
+    return found
+
+
+async def test_every_list_with_a_next_page_documents_its_link_header(
+    guarded_gateway: tuple[httpx.AsyncClient, ApiDocs],
+) -> None:
+    http, _ = guarded_gateway
+    served = await http.get("/openapi.json")
+    assert served.status_code == 200
+    found = operations(served.json())
+    paged = paged_routes()
+    assert set(paged) == {
+        ("GET", "/api/v1/experiments"),
+        ("GET", "/api/v1/tracking/runs"),
+        ("GET", "/api/v1/experiments/{experiment_id}/revisions"),
+    }
+    for route, next_page in paged.items():
+        headers = found[route]["responses"]["200"]["headers"]
+        assert set(headers["Link"]) == {"description", "schema"}, route
+        assert headers["Link"]["schema"] == {"type": "string"}, route
+        description = headers["Link"]["description"]
+        request_field = next_page.request_field or "page_token"
+        assert f'{request_field}=...}}>; rel="next"` (RFC 8288)' in description, route
+        assert f"`{next_page.token_field}`" in description, route
+    # No other answer of any route claims a Link.
+    linked = {
+        route
+        for route, operation in found.items()
+        for answer in operation["responses"].values()
+        if "Link" in answer.get("headers", {})
+    }
+    assert linked == set(paged)
 
 
 # --- any annotated service ----------------------------------------------------

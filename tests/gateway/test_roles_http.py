@@ -51,9 +51,30 @@ READ = {"Authorization": f"Bearer {READER}"}
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[_Stack]:
+def database(request: pytest.FixtureRequest) -> str | None:
+    """experiments_svc's database: None for SQLite under the test's folder
+    (unless a test is parametrized with "postgresql": then the session's
+    PostgreSQL database, emptied). Resolved outside the event loop, as the
+    PostgreSQL fixtures need."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    url: str = request.getfixturevalue("experiments_database")
+    return url
+
+
+# Both databases, for a test that asks for them.
+BOTH_DATABASES = pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, database: str | None) -> AsyncIterator[_Stack]:
     """All three processes with TOKENS."""
-    async with guarded_stack(tmp_path, Tokens(TOKENS)) as (http, mlflow_uri):
+    async with guarded_stack(tmp_path, Tokens(TOKENS), database_url=database) as (
+        http,
+        mlflow_uri,
+    ):
         yield _Stack(http, MlflowClient(tracking_uri=mlflow_uri))
 
 
@@ -66,6 +87,7 @@ async def _create(stack: _Stack) -> str:
     return experiment_id
 
 
+@BOTH_DATABASES
 async def test_a_read_token_is_403_on_every_writing_route(stack: _Stack) -> None:
     experiment_id = await _create(stack)
     path = f"/api/v1/experiments/{experiment_id}"
