@@ -23,7 +23,11 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings, action: str, revision: str) -> None:
-    engine = create_engine(settings.database_url, timeout=settings.db_timeout)
+    engine = create_engine(
+        settings.database_url,
+        timeout=settings.db_timeout,
+        transaction_pooling=settings.db_transaction_pooling,
+    )
     try:
         await migrate(engine, action, revision)
     finally:

@@ -26,6 +26,12 @@ class Settings(ServiceSettings):
     auto_migrate: bool = field(default=True, metadata=variable("AUTO_MIGRATE", boolean))
     # Seconds allowed to connect to the database, and for one statement.
     db_timeout: float = field(default=5.0, metadata=variable("DB_TIMEOUT", number(minimum=0.1)))
+    # PostgreSQL is reached through a pooler in transaction mode (PgBouncer's
+    # pool_mode = transaction): no prepared statement outlives its call
+    # (experiments_svc.db.TRANSACTION_POOLING).
+    db_transaction_pooling: bool = field(
+        default=False, metadata=variable("DB_TRANSACTION_POOLING", boolean)
+    )
     # Where ImportRun finds the tracking service: a gRPC target, as the
     # gateway reads it (research_common.targets).
     tracking_address: str = field(

@@ -36,20 +36,59 @@ def async_url(database_url: str) -> URL:
     return url.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
 
 
-def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, timeout: float, transaction_pooling: bool = False
+) -> AsyncEngine:
     """An engine for DATABASE_URL whose connects and statements give up
     after `timeout` seconds, so that an outage surfaces within a call's
-    deadline."""
+    deadline. `transaction_pooling` (DB_TRANSACTION_POOLING; PostgreSQL
+    only) is for a pooler such as PgBouncer in transaction mode between the
+    service and PostgreSQL: see `TRANSACTION_POOLING`."""
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, timeout)
+    connect_args: dict[str, Any] = {"timeout": timeout, "command_timeout": timeout}
+    if transaction_pooling:
+        connect_args |= TRANSACTION_POOLING
     return create_async_engine(
         url,
         pool_size=10,
         max_overflow=10,
         pool_timeout=timeout,
-        connect_args={"timeout": timeout, "command_timeout": timeout},
+        connect_args=connect_args,
     )
+
+
+def _unnamed_statement() -> str:
+    # asyncpg takes a name of "" for PostgreSQL's unnamed statement.
+    return ""
+
+
+# A pooler in transaction mode lends a server connection for one transaction
+# (or one message batch outside a transaction) at a time, so nothing may be
+# left on a server connection for later: no named prepared statement, no SET,
+# no session advisory lock, no LISTEN, no temporary table, no cursor held past
+# its transaction. Of these the service has only the first (migrations take a
+# transaction-scoped advisory lock: experiments_svc.migrate). asyncpg and
+# SQLAlchemy prepare each statement under a name of their own and keep it for
+# reuse; behind the pooler the reuse fails with 'prepared statement
+# "__asyncpg_stmt_2a__" does not exist' when it lands on another server
+# connection, or "... already exists" when two clients' counters meet on one.
+# With these connect arguments every statement is PostgreSQL's unnamed one,
+# which neither cache keeps (asyncpg's statement_cache_size, SQLAlchemy's
+# prepared_statement_cache_size) and which asyncpg, its cache off, parses again
+# in the batch that binds and runs it. So nothing prepared outlives its
+# transaction, nothing is left on a server connection to be closed later (a
+# unique name per statement, the other known remedy, leaves every statement
+# behind unless the pooler runs DISCARD ALL after each transaction), and no
+# two clients' names can collide. The store runs its reads in a transaction
+# as well (experiments_svc.store). The cost: each statement is parsed and
+# planned on every call.
+TRANSACTION_POOLING: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _unnamed_statement,
+}
 
 
 def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:

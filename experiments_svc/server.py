@@ -21,7 +21,11 @@ SERVICE_NAME = experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"].
 async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, int]:
     """A ready-to-start server on `address` ("host:0" picks a free port),
     with the database migrated when `settings.auto_migrate` is set."""
-    engine = create_engine(settings.database_url, timeout=settings.db_timeout)
+    engine = create_engine(
+        settings.database_url,
+        timeout=settings.db_timeout,
+        transaction_pooling=settings.db_transaction_pooling,
+    )
     try:
         if settings.auto_migrate:
             await migrate(engine)
@@ -30,7 +34,9 @@ async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, i
         raise
     tracking = TrackingClient(settings.tracking_address, settings.tracking_timeout, settings.tls)
     service = ExperimentService(
-        ExperimentStore(engine), tracking, PageTokens(settings.page_token_key.encode())
+        ExperimentStore(engine, transaction_pooling=settings.db_transaction_pooling),
+        tracking,
+        PageTokens(settings.page_token_key.encode()),
     )
     server = build_server(
         settings,

@@ -59,7 +59,7 @@ class RequestRepeated(Exception):
 
 
 class ExperimentStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, transaction_pooling: bool = False) -> None:
         self._engine = engine
         # Filters and orders compile to this database's SQL (its JSON
         # functions differ).
@@ -67,7 +67,15 @@ class ExperimentStore:
         # Every read is one SELECT, which sees one snapshot on its own; run
         # outside a transaction it needs no BEGIN and no ROLLBACK, two round
         # trips of three. Same pool; writes keep their transactions.
-        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Behind a pooler in transaction mode (DB_TRANSACTION_POOLING) reads
+        # keep their transaction too: asyncpg describes a statement in one
+        # message batch and runs it in another, and only a transaction holds
+        # both on one server connection (experiments_svc.db).
+        self._reads = (
+            engine
+            if transaction_pooling
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     def order(self, keys: tuple[OrderKey, ...]) -> SortOrder:
         """The order of `keys` on this database; () is newest first."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 pytest_plugins = [
     "tests.fixtures.postgres",
+    "tests.fixtures.pgbouncer",
     "tests.fixtures.mlflow",
     "tests.fixtures.stack",
     "tests.fixtures.grpc",
