@@ -51,7 +51,11 @@ SETTINGS: dict[str, Callable[[Mapping[str, str]], object]] = {
     "gateway": GatewaySettings.from_env,
 }
 PROJECT_IMAGE_SERVICES = {"mlflow", *SETTINGS}
-ALL_SERVICES = {"postgres", *PROJECT_IMAGE_SERVICES}
+ALL_SERVICES = {"postgres", "pgbouncer", *PROJECT_IMAGE_SERVICES}
+# The pooler's image, pinned; it writes pgbouncer.ini from the environment.
+PGBOUNCER_IMAGE = "edoburu/pgbouncer:v1.25.1-p0"
+# Where the image's PgBouncer listens unless LISTEN_PORT moves it.
+PGBOUNCER_PORT = 5432
 ONE_SHOT = {"migrate"}
 LONG_RUNNING = ALL_SERVICES - ONE_SHOT
 
@@ -212,8 +216,11 @@ def test_the_services_and_volumes(raw: dict[str, Any]) -> None:
     assert {key for key in raw if not key.startswith("x-")} == {"name", "services", "volumes"}
 
 
-def test_one_image_for_all_but_postgres(services: dict[str, dict[str, Any]]) -> None:
+def test_one_image_for_all_but_postgres_and_pgbouncer(services: dict[str, dict[str, Any]]) -> None:
     assert services["postgres"]["image"] == "postgres:15"
+    assert services["pgbouncer"]["image"] == PGBOUNCER_IMAGE
+    for name in ("postgres", "pgbouncer"):
+        assert "build" not in services[name], name
     images = {services[name]["image"] for name in PROJECT_IMAGE_SERVICES}
     assert images == {"research-backbone:latest"}
     for name in PROJECT_IMAGE_SERVICES:
@@ -229,6 +236,7 @@ def test_commands(services: dict[str, dict[str, Any]]) -> None:
     for module in ("experiments_svc", "tracking_svc", "gateway"):
         assert importlib.util.find_spec(f"{module}.__main__") is not None, module
     assert "command" not in services["postgres"]
+    assert "command" not in services["pgbouncer"]
 
 
 def test_migrate_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
@@ -287,11 +295,11 @@ def test_every_variable_set_is_read_and_the_addresses_agree(
     gateway_port = split_address(gateway.address)[1]
     assert services["gateway"]["ports"] == [f"{gateway_port}:{gateway_port}"]
 
-    # The database: migrated by `migrate`, used by experiments_svc, both
-    # as the role that deploy/postgres-init.sh makes its owner.
+    # The database: migrated by `migrate` straight on PostgreSQL, used by
+    # experiments_svc through PgBouncer, both as the role that
+    # deploy/postgres-init.sh makes its owner.
     assert experiments.auto_migrate is False
-    assert migrate.database_url == experiments.database_url
-    url = make_url(experiments.database_url)
+    url = make_url(migrate.database_url)
     postgres_env = environment(services["postgres"])
     assert (url.drivername, url.host, url.port, url.database, url.username) == (
         "postgresql+psycopg2",
@@ -301,6 +309,9 @@ def test_every_variable_set_is_read_and_the_addresses_agree(
         "experiments",
     )
     assert url.password == postgres_env["EXPERIMENTS_DB_PASSWORD"]
+    assert make_url(experiments.database_url) == url.set(host="pgbouncer", port=PGBOUNCER_PORT)
+    assert experiments.db_transaction_pooling is True
+    assert migrate.db_transaction_pooling is False
 
     # The tracking server, as tracking_svc dials it and MLflow serves it.
     flags = mlflow_flags(command(services["mlflow"]))
@@ -341,7 +352,37 @@ def test_secrets_and_knobs_come_from_the_environment(raw: dict[str, Any]) -> Non
     for name in ("migrate", "experiments_svc"):
         url = services[name]["environment"]["DATABASE_URL"]
         assert ":${EXPERIMENTS_DB_PASSWORD:-experiments}@" in url, name
+    assert services["pgbouncer"]["environment"]["DB_PASSWORD"] == (
+        "${EXPERIMENTS_DB_PASSWORD:-experiments}"
+    )
     assert ":${MLFLOW_DB_PASSWORD:-mlflow}@" in " ".join(services["mlflow"]["command"])
+
+
+def test_pgbouncer_pools_the_experiments_database_in_transaction_mode(
+    services: dict[str, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PgBouncer serves the database experiments_svc names, as its role, from
+    the PostgreSQL the migration uses, in the mode DB_TRANSACTION_POOLING is
+    for; its port is not published."""
+    monkeypatch.chdir(tmp_path)
+    pooler = environment(services["pgbouncer"])
+    experiments = make_url(settings_of(services, "experiments_svc").database_url)
+    migrate = make_url(settings_of(services, "migrate").database_url)
+    assert pooler["POOL_MODE"] == "transaction"
+    assert "LISTEN_PORT" not in pooler  # the image's default, PGBOUNCER_PORT
+    assert (experiments.host, experiments.port) == ("pgbouncer", PGBOUNCER_PORT)
+    assert (pooler["DB_HOST"], int(pooler["DB_PORT"])) == (migrate.host, migrate.port)
+    assert pooler["DB_HOST"] in services
+    assert (pooler["DB_NAME"], pooler["DB_USER"], pooler["DB_PASSWORD"]) == (
+        experiments.database,
+        experiments.username,
+        experiments.password,
+    )
+    # The password travels as SCRAM, as PostgreSQL's own default asks.
+    assert pooler["AUTH_TYPE"] == "scram-sha-256"
+    assert int(pooler["DEFAULT_POOL_SIZE"]) > 0
+    assert int(pooler["MAX_CLIENT_CONN"]) >= int(pooler["DEFAULT_POOL_SIZE"])
+    assert "ports" not in services["pgbouncer"]
 
 
 def test_every_substitution_has_a_default() -> None:
@@ -358,10 +399,11 @@ def test_dependencies(services: dict[str, dict[str, Any]]) -> None:
     graph = {name: depends_on(spec) for name, spec in services.items()}
     assert graph == {
         "postgres": {},
+        "pgbouncer": {"postgres": "service_healthy"},
         "mlflow": {"postgres": "service_healthy"},
         "migrate": {"postgres": "service_healthy"},
         "experiments_svc": {
-            "postgres": "service_healthy",
+            "pgbouncer": "service_healthy",
             "migrate": "service_completed_successfully",
         },
         "tracking_svc": {"mlflow": "service_healthy"},
@@ -405,6 +447,19 @@ def test_healthchecks(services: dict[str, dict[str, Any]]) -> None:
         "postgres",
         "--dbname",
         "postgres",
+    ]
+    # Through the pooler, on the port experiments_svc dials.
+    assert services["pgbouncer"]["healthcheck"]["test"] == [
+        "CMD",
+        "pg_isready",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(PGBOUNCER_PORT),
+        "--username",
+        "experiments",
+        "--dbname",
+        "experiments",
     ]
     assert importlib.util.find_spec("research_common.healthcheck") is not None
     for name in LONG_RUNNING:
