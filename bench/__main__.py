@@ -20,6 +20,7 @@ from bench.context import Context, Options
 from bench.report import Report
 from bench.scenarios import (
     compare,
+    cpu_cost,
     facade,
     footprint,
     limits,
@@ -42,6 +43,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     7: ("load: mixed reads and writes", load.run),
     8: ("paging 1,000 runs: the facade vs MLflow's REST paging", runs_paging.run),
     9: ("revisions: PATCH before and after the revision write", revisions.run),
+    10: ("CPU per request: the stack vs the seed's design on 1 and 2 workers", cpu_cost.run),
 }
 
 

@@ -4,7 +4,7 @@ runs first (after the other has warmed a cache, or on a quieter moment)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -46,4 +46,23 @@ async def alternate(
         if number >= warmup:
             result.ours.append(a)
             result.theirs.append(b)
+    return result
+
+
+async def rotate(
+    sides: Sequence[Callable[[], Awaitable[T]]],
+    rounds: int,
+    warmup: int = 1,
+) -> list[list[T]]:
+    """`alternate` for any number of sides: every round measures each side
+    once, and the side that goes first moves on by one each round (for two
+    sides, the order `alternate` takes). `warmup` unrecorded rounds, then
+    `rounds` recorded ones; returns each side's samples, in `sides`' order."""
+    result: list[list[T]] = [[] for _ in sides]
+    for number in range(warmup + rounds):
+        for offset in range(len(sides)):
+            index = (number + offset) % len(sides)
+            sample = await sides[index]()
+            if number >= warmup:
+                result[index].append(sample)
     return result

@@ -1,13 +1,17 @@
 """The earlier design of this API, kept as a baseline only: one FastAPI
 process with async SQLAlchemy (ORM sessions per request, Pydantic response
-models), answering the two read routes the benchmarks compare from the same
-PostgreSQL table the experiments service uses.
+models), answering the read routes the benchmarks compare (get by id, list,
+and the seed's compare of 2 to 10 experiments) from the same PostgreSQL
+table the experiments service uses.
 
     DATABASE_URL=postgresql://... BASELINE_ADDR=127.0.0.1:8000 python -m bench.baseline
 
 It is served the way that design was: uvicorn, one worker, its access log
-on. The event loop and HTTP parser are the gateway's (asyncio, httptools),
-so that the comparison is of the designs, not of the loops.
+on; BASELINE_WORKERS=2 runs uvicorn's --workers 2 instead (a supervisor
+process and two worker processes sharing the listening socket), each worker
+with its own pool. The event loop and HTTP parser are the gateway's
+(asyncio, httptools), so that the comparison is of the designs, not of the
+loops.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Body, Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import DateTime, String, Uuid, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -65,6 +69,39 @@ class ExperimentRead(BaseModel):
     artifacts: dict[str, str]
     created_at: datetime
     updated_at: datetime
+
+
+class MetricDiff(BaseModel):
+    values: dict[str, Any]  # experiment id -> its value of the metric, None if it lacks it
+    best_id: uuid.UUID | None  # the lowest number; None when no value is a number
+
+
+class CompareRead(BaseModel):
+    experiments: list[ExperimentRead]
+    metric_diff: dict[str, MetricDiff]
+
+
+MAX_COMPARED = 10
+
+
+def metric_diff(experiments: list[Experiment]) -> dict[str, dict[str, Any]]:
+    """The seed's metric_diff: for every metric key of any experiment (in
+    the order first met), each experiment's value and the id of the lowest
+    number, whatever the metric (the seed's rule: `best_id` points at the
+    minimum, for error and Sharpe metrics alike); ties go to the earliest."""
+    keys = list(dict.fromkeys(key for row in experiments for key in row.metrics))
+    diff = {}
+    for key in keys:
+        values = {str(row.id): row.metrics.get(key) for row in experiments}
+        numbers = [
+            (value, row.id)
+            for row in experiments
+            if isinstance(value := row.metrics.get(key), int | float)
+            and not isinstance(value, bool)
+        ]
+        best = min(numbers, key=lambda pair: pair[0])[1] if numbers else None
+        diff[key] = {"values": values, "best_id": best}
+    return diff
 
 
 class _Sessions:
@@ -114,6 +151,22 @@ def create_app(database_url: str) -> FastAPI:
             raise HTTPException(status_code=404, detail="Experiment not found")
         return row
 
+    @app.post("/api/v1/experiments/compare", response_model=CompareRead)
+    async def compare_experiments(
+        db: Session, experiment_ids: Annotated[list[uuid.UUID], Body(min_length=2)]
+    ) -> dict[str, Any]:
+        if len(experiment_ids) > MAX_COMPARED:
+            raise HTTPException(
+                status_code=400, detail=f"at most {MAX_COMPARED} experiments can be compared"
+            )
+        query = select(Experiment).where(Experiment.id.in_(experiment_ids))
+        found = {row.id: row for row in (await db.scalars(query)).all()}
+        missing = [str(i) for i in experiment_ids if i not in found]
+        if missing:
+            raise HTTPException(status_code=404, detail={"missing": missing})
+        rows = [found[i] for i in experiment_ids]
+        return {"experiments": rows, "metric_diff": metric_diff(rows)}
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -121,10 +174,27 @@ def create_app(database_url: str) -> FastAPI:
     return app
 
 
+def app_from_env() -> FastAPI:
+    """The app factory each of uvicorn's worker processes calls."""
+    return create_app(os.environ["DATABASE_URL"])
+
+
 def main() -> None:
     host, _, port = os.environ.get("BASELINE_ADDR", "127.0.0.1:8000").rpartition(":")
-    app = create_app(os.environ["DATABASE_URL"])
-    uvicorn.run(app, host=host, port=int(port), http="httptools", loop="asyncio")
+    workers = int(os.environ.get("BASELINE_WORKERS", "1"))
+    if workers == 1:
+        uvicorn.run(app_from_env(), host=host, port=int(port), http="httptools", loop="asyncio")
+    else:
+        # Worker processes need the app by name, to build it in each.
+        uvicorn.run(
+            "bench.baseline:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=int(port),
+            http="httptools",
+            loop="asyncio",
+        )
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ class BenchProcess:
         raise RuntimeError(f"{self.name}: no VmRSS in /proc/{self.pid}/status")
 
     def cpu_seconds(self) -> float:
-        """User and system CPU time used so far, in seconds."""
+        """User and system CPU time used so far, all threads', in seconds."""
         return cpu_seconds(self.pid)
 
     def log_text(self) -> str:
@@ -132,16 +132,24 @@ class BenchProcess:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time process `pid` has used so far, in seconds (readable for any
-    user's process, a PostgreSQL backend's too): the scheduler's own
-    nanoseconds from /proc/<pid>/schedstat, else user plus system time from
-    /proc/<pid>/stat, which the kernel counts in whole clock ticks (10 ms)."""
-    with contextlib.suppress(FileNotFoundError):
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    """CPU time process `pid` has used so far, in seconds, counting every
+    thread it runs or ran (gRPC's and a thread pool's as well as the main
+    one): user plus system time from /proc/<pid>/stat, which the kernel
+    counts in clock ticks (10 ms). Readable for any user's process."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # The command name, in parentheses, may hold spaces: count after it.
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def single_thread_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process that runs one thread, such as a
+    PostgreSQL backend, in nanosecond precision: the scheduler's count
+    of /proc/<pid>/schedstat, which is the main thread's alone (so wrong
+    for a process with threads); cpu_seconds where there is none."""
+    with contextlib.suppress(FileNotFoundError):
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    return cpu_seconds(pid)
 
 
 def _answers_200(url: str) -> bool:

@@ -58,7 +58,7 @@ from bench.alternate import Alternation, alternate
 from bench.context import Context
 from bench.database import asyncpg_dsn, bench_database, fetch_ids, load_rows
 from bench.grpc_load import run_grpc_load
-from bench.processes import cpu_seconds
+from bench.processes import single_thread_cpu_seconds
 from bench.report import Row, percent_text, ratio_text
 from bench.source_tree import SourceTree, extract, run_to_end
 from bench.stack import Stack, running_stack
@@ -149,7 +149,7 @@ async def _backend_cpu(probe: asyncpg.Connection) -> dict[int, float]:
     found = {}
     for row in pids:
         with contextlib.suppress(FileNotFoundError):  # ended since
-            found[int(row["pid"])] = cpu_seconds(int(row["pid"]))
+            found[int(row["pid"])] = single_thread_cpu_seconds(int(row["pid"]))
     return found
 
 

@@ -6,36 +6,82 @@ the same wrk load, in alternating rounds. Target: ours >= 1.0x."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.request
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
+from pathlib import Path
 
 from bench.alternate import alternate
 from bench.context import Context
 from bench.database import STRATEGIES, bench_database, fetch_ids, load_rows, strategy_id
-from bench.processes import spawn, stopping
+from bench.processes import BenchProcess, spawn, stopping
 from bench.report import Row, ratio_text
 from bench.stack import running_stack
 from bench.wrk import Request, run_wrk, write_requests
 from testbed.ports import free_port
 
 ROWS = 100_000
+IDS = 2000  # the experiments the GETs rotate over (the newest)
 TARGET = 1.0
+GET_ROUTE = "GET /api/v1/experiments/{id}"
+LIST_ROUTE = "GET /api/v1/experiments?strategy_id=&limit=100"
 
 
-def _get(url: str) -> object:
+@contextlib.asynccontextmanager
+async def seed_database(name: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """Database `name` with ROWS experiments; yields its URL and the ids of
+    the newest IDS of them."""
+    async with bench_database(name) as url:
+        await load_rows(url, 1, ROWS)
+        yield url, await fetch_ids(url, IDS)
+
+
+def read_requests(ids: Sequence[str]) -> dict[str, list[Request]]:
+    """The two read routes' requests, by route: a GET of every id, and the
+    first page of 100 of every strategy."""
+    return {
+        GET_ROUTE: [Request("GET", f"/api/v1/experiments/{i}") for i in ids],
+        LIST_ROUTE: [
+            Request("GET", f"/api/v1/experiments?strategy_id={strategy_id(k)}&limit=100")
+            for k in range(STRATEGIES)
+        ],
+    }
+
+
+async def start_baseline(
+    url: str, log_dir: Path, started: list[BenchProcess], workers: int = 1
+) -> tuple[BenchProcess, str]:
+    """`bench.baseline` on database `url` with `workers` uvicorn workers,
+    added to `started` and answering; returns it and its base URL."""
+    address = f"127.0.0.1:{free_port()}"
+    name = "baseline" if workers == 1 else f"baseline_{workers}_workers"
+    baseline = await spawn(
+        name,
+        ["-m", "bench.baseline"],
+        {"DATABASE_URL": url, "BASELINE_ADDR": address, "BASELINE_WORKERS": str(workers)},
+        log_dir,
+    )
+    started.append(baseline)
+    base_url = f"http://{address}"
+    await baseline.wait_http(f"{base_url}/healthz")
+    return baseline, base_url
+
+
+def get_json(url: str) -> object:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
 
 
-def _same_answers(ours: str, baseline: str, get_path: str, list_path: str) -> None:
+def same_answers(ours: str, baseline: str, get_path: str, list_path: str) -> None:
     """Both sides return the same rows, or the comparison would be moot."""
-    mine, theirs = _get(ours + get_path), _get(baseline + get_path)
+    mine, theirs = get_json(ours + get_path), get_json(baseline + get_path)
     assert isinstance(mine, dict)
     assert isinstance(theirs, dict)
     if mine["id"] != theirs["id"] or mine["metrics"] != theirs["metrics"]:
         raise RuntimeError(f"the two sides disagree on {get_path}")
-    mine_list, theirs_list = _get(ours + list_path), _get(baseline + list_path)
+    mine_list, theirs_list = get_json(ours + list_path), get_json(baseline + list_path)
     assert isinstance(mine_list, list)
     assert isinstance(theirs_list, list)
     if [row["id"] for row in mine_list] != [row["id"] for row in theirs_list]:
@@ -44,40 +90,26 @@ def _same_answers(ours: str, baseline: str, get_path: str, list_path: str) -> No
 
 async def run(context: Context) -> None:
     options = context.options
-    async with bench_database("bench_seed_design") as url:
-        await load_rows(url, 1, ROWS)
-        ids = await fetch_ids(url, 2000)
-        gets = [Request("GET", f"/api/v1/experiments/{i}") for i in ids]
-        lists = [
-            Request("GET", f"/api/v1/experiments?strategy_id={strategy_id(k)}&limit=100")
-            for k in range(STRATEGIES)
-        ]
-        routes = {
-            "GET /api/v1/experiments/{id}": write_requests(gets, context.work),
-            "GET /api/v1/experiments?strategy_id=&limit=100": write_requests(lists, context.work),
-        }
-        baseline_address = f"127.0.0.1:{free_port()}"
+    async with seed_database("bench_seed_design") as (url, ids):
+        requests = read_requests(ids)
+        routes = {label: write_requests(sent, context.work) for label, sent in requests.items()}
         async with (
             running_stack(url, context.work) as stack,
             stopping([]) as started,
         ):
-            baseline = await spawn(
-                "baseline",
-                ["-m", "bench.baseline"],
-                {"DATABASE_URL": url, "BASELINE_ADDR": baseline_address},
-                context.work,
-            )
-            started.append(baseline)
-            baseline_url = f"http://{baseline_address}"
-            await baseline.wait_http(f"{baseline_url}/healthz")
+            _, baseline_url = await start_baseline(url, context.work, started)
             await asyncio.to_thread(
-                _same_answers, stack.gateway_url, baseline_url, gets[0].path, lists[0].path
+                same_answers,
+                stack.gateway_url,
+                baseline_url,
+                requests[GET_ROUTE][0].path,
+                requests[LIST_ROUTE][0].path,
             )
             figures: dict[str, object] = {"rows": ROWS, "connections": options.connections}
-            for label, requests in routes.items():
+            for label, requests_file in routes.items():
                 measure = partial(
                     run_wrk,
-                    requests_file=requests,
+                    requests_file=requests_file,
                     seconds=options.seconds,
                     connections=options.connections,
                 )

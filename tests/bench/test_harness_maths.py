@@ -1,11 +1,14 @@
 """The benchmark harness's own logic (no timing): the summary and ratio
-maths, and the alternation order of two measured sides."""
+maths, and the alternation order of two measured sides (and the rotation
+of more)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
-from bench.alternate import alternate
+from bench.alternate import alternate, rotate
 from bench.report import percent_text
 from bench.stats import percentile, ratios, shares, summarize
 
@@ -64,3 +67,35 @@ async def test_alternation_swaps_order_and_skips_warmup() -> None:
     assert result.ours == [8.0, 10.0]  # rounds 2 and 3; round 1 was warm-up
     assert result.theirs == [3.0, 6.0]
     assert result.ratio(float)["median"] == pytest.approx((8 / 3 + 10 / 6) / 2)
+
+
+async def test_rotation_moves_the_first_side_on_each_round() -> None:
+    calls: list[str] = []
+
+    def side(name: str) -> Callable[[], Awaitable[str]]:
+        async def measure() -> str:
+            calls.append(name)
+            return f"{name}{len(calls)}"
+
+        return measure
+
+    result = await rotate([side("a"), side("b"), side("c")], rounds=2, warmup=1)
+    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert result == [["a6", "a8"], ["b4", "b9"], ["c5", "c7"]]
+
+
+async def test_rotation_of_two_sides_is_the_alternation() -> None:
+    calls: list[str] = []
+
+    async def ours() -> int:
+        calls.append("ours")
+        return 1
+
+    async def theirs() -> int:
+        calls.append("theirs")
+        return 2
+
+    await rotate([ours, theirs], rounds=2)
+    rotated, calls[:] = list(calls), []
+    await alternate(ours, theirs, rounds=2)
+    assert rotated == calls
