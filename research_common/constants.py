@@ -27,6 +27,9 @@ _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 # The trailer carrying the google.rpc.Status of an error (details included).
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# gRFC A6: the trailer by which a server tells a client's retry policy
+# when to retry, or (negative) not to.
+RETRY_PUSHBACK_HEADER = "grpc-retry-pushback-ms"
 
 # Largest request or response a service accepts, and the gateway's channels
 # send or receive; larger messages are RESOURCE_EXHAUSTED before any handler.

@@ -23,7 +23,12 @@ from research_common.auth import (
     read_only_refusal,
     refusal,
 )
-from research_common.constants import REQUEST_ID_HEADER, STATUS_DETAILS_KEY, valid_request_id
+from research_common.constants import (
+    REQUEST_ID_HEADER,
+    RETRY_PUSHBACK_HEADER,
+    STATUS_DETAILS_KEY,
+    valid_request_id,
+)
 from research_common.errors import (
     Internal,
     InvalidArgument,
@@ -228,10 +233,20 @@ def _refuse(method: str, error: ServiceError, actor: str | None) -> grpc.RpcMeth
     return grpc.unary_unary_rpc_method_handler(refused)
 
 
+# gRFC A6: a negative retry pushback tells a client's retry policy not to
+# retry this answer. The policy (research_common.targets) retries UNAVAILABLE
+# so that a replica that went away costs a read one more attempt elsewhere;
+# an UNAVAILABLE the service itself answers (its database or MLflow is
+# unreachable) would be the same on every replica, and a retry would only
+# spend the caller's deadline (a 503 turned into a 504).
+_NO_RETRY = (RETRY_PUSHBACK_HEADER, "-1")
+
+
 async def _abort(context: aio.ServicerContext[Any, Any], error: ServiceError) -> None:
     status = error.to_status()
-    await context.abort(
-        error.code,
-        error.message,
-        trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),),
+    trailers: tuple[tuple[str, str | bytes], ...] = (
+        (STATUS_DETAILS_KEY, status.SerializeToString()),
     )
+    if error.code == grpc.StatusCode.UNAVAILABLE:
+        trailers += (_NO_RETRY,)
+    await context.abort(error.code, error.message, trailing_metadata=trailers)

@@ -196,15 +196,29 @@ async def test_rows_created_while_paging_any_order_are_never_seen_twice(
     order = "metrics.m desc"
     before = await read_all(stub, order_by=order, page_size=1000)
     stop = asyncio.Event()
+    wrote = asyncio.Event()
 
     async def insert_meanwhile() -> None:
         while not stop.is_set():
             await create(stub, metrics=struct({"m": rng.choice([0, 1, 2, 3])}))
+            wrote.set()
             await asyncio.sleep(0)
 
     writer = asyncio.create_task(insert_meanwhile())
+    seen: list[str] = []
+    token = ""
     try:
-        seen = await read_all(stub, order_by=order, page_size=3)
+        while True:
+            # At least one row lands between any two pages, however slow
+            # the writer is on a busy machine.
+            wrote.clear()
+            request = pb.ListExperimentsRequest(order_by=order, page_size=3, page_token=token)
+            page = await stub.ListExperiments(request)
+            seen.extend(experiment.id for experiment in page.experiments)
+            token = page.next_page_token
+            if not token:
+                break
+            await asyncio.wait_for(wrote.wait(), 10)
     finally:
         stop.set()
         await writer

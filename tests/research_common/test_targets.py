@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 
+import grpc
 import pytest
+from grpc import aio
 
 from experiments_svc.config import Settings as ExperimentsSettings
 from gateway.config import Settings as GatewaySettings
@@ -14,6 +16,9 @@ from research.experiments.v1 import experiments_pb2
 from research.tracking.v1 import tracking_pb2
 from research_common.auth import read_only_methods
 from research_common.config import ConfigError
+from research_common.constants import RETRY_PUSHBACK_HEADER
+from research_common.errors import NotFound, ServiceError, Unavailable
+from research_common.interceptor import ServiceInterceptor
 from research_common.targets import RETRY_POLICY, channel_options, parse_target, service_config
 
 EXPERIMENTS = experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name
@@ -122,3 +127,83 @@ def test_channel_options_carry_the_config_and_turn_retries_on() -> None:
     assert json.loads(options["grpc.service_config"]) == service_config([TRACKING])
     assert options["grpc.enable_retries"] == 1
     assert options["grpc.service_config_disable_resolution"] == 1
+
+
+class _Answering:
+    """A generic handler for GetExperiment that raises `error` once per
+    call and counts the calls."""
+
+    def __init__(self, error: ServiceError | None) -> None:
+        self.error = error
+        self.calls = 0
+
+    def handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
+        async def get(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
+            self.calls += 1
+            if self.error is not None:
+                raise self.error
+            return b""
+
+        method = grpc.unary_unary_rpc_method_handler(get)
+        return grpc.method_handlers_generic_handler(EXPERIMENTS, {"GetExperiment": method})
+
+
+@pytest.mark.parametrize(
+    "error",
+    [Unavailable("the database is unavailable"), NotFound("no such experiment")],
+    ids=["unavailable", "not-found"],
+)
+async def test_a_services_own_errors_are_not_retried(error: ServiceError) -> None:
+    # The service's own UNAVAILABLE (its store is down) carries a negative
+    # retry pushback: it would be the same on every replica.
+    code = error.code
+    answering = _Answering(error)
+    server = aio.server(interceptors=[ServiceInterceptor()])
+    server.add_generic_rpc_handlers((answering.handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        target = f"ipv4:127.0.0.1:{port}"
+        async with aio.insecure_channel(target, options=channel_options([EXPERIMENTS])) as channel:
+            call = channel.unary_unary(f"/{EXPERIMENTS}/GetExperiment", None, None)
+            with pytest.raises(aio.AioRpcError) as raised:
+                await call(b"", timeout=5)
+        assert raised.value.code() == code
+        assert answering.calls == 1
+        trailers = str(raised.value.trailing_metadata())
+        assert (RETRY_PUSHBACK_HEADER in trailers) is (code == grpc.StatusCode.UNAVAILABLE)
+    finally:
+        await server.stop(None)
+
+
+async def test_an_unavailable_without_pushback_is_retried_on_reads_only() -> None:
+    # What a replica that goes away looks like to the policy: UNAVAILABLE
+    # with no pushback (here a bare handler, no interceptor).
+    answering = _Answering(None)
+
+    async def unavailable(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
+        answering.calls += 1
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "going away")
+        return b""
+
+    method = grpc.unary_unary_rpc_method_handler(unavailable)
+    handler = grpc.method_handlers_generic_handler(
+        EXPERIMENTS, {"GetExperiment": method, "CreateExperiment": method}
+    )
+    server = aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        target = f"127.0.0.1:{port}"
+        async with aio.insecure_channel(target, options=channel_options([EXPERIMENTS])) as channel:
+            for name, attempts in (
+                ("GetExperiment", RETRY_POLICY["maxAttempts"]),
+                ("CreateExperiment", 1),
+            ):
+                answering.calls = 0
+                with pytest.raises(aio.AioRpcError):
+                    await channel.unary_unary(f"/{EXPERIMENTS}/{name}", None, None)(b"", timeout=5)
+                assert answering.calls == attempts, name
+    finally:
+        await server.stop(None)
