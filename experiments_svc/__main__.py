@@ -9,7 +9,7 @@ import logging
 import sys
 
 from experiments_svc.config import Settings
-from experiments_svc.db import create_engine
+from experiments_svc.db import engine_for
 from experiments_svc.migrate import migrate
 from experiments_svc.server import create_server
 from research_common.runner import run_main, serve_until_signalled
@@ -23,11 +23,7 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings, action: str, revision: str) -> None:
-    engine = create_engine(
-        settings.database_url,
-        timeout=settings.db_timeout,
-        transaction_pooling=settings.db_transaction_pooling,
-    )
+    engine = engine_for(settings)
     try:
         await migrate(engine, action, revision)
     finally:

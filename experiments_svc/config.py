@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from research_common.config import boolean, number, parse_address
+from research_common.config import boolean, number, parse_address, whole_number
 from research_common.constants import EXPERIMENTS_ADDRESS, TRACKING_ADDRESS
 from research_common.settings import ServiceSettings, variable
 from research_common.targets import parse_target
 
 # The embedded default: a SQLite file under .data/ in the working directory.
 DEFAULT_DATABASE_URL = "sqlite:///.data/experiments.db"
+# Connections the service keeps open to PostgreSQL (experiments_svc.db).
+DEFAULT_POOL_SIZE = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,11 @@ class Settings(ServiceSettings):
     auto_migrate: bool = field(default=True, metadata=variable("AUTO_MIGRATE", boolean))
     # Seconds allowed to connect to the database, and for one statement.
     db_timeout: float = field(default=5.0, metadata=variable("DB_TIMEOUT", number(minimum=0.1)))
+    # PostgreSQL connections kept open, and the most calls using the database
+    # at once (more wait for one, up to DB_TIMEOUT). SQLite uses one.
+    db_pool_size: int = field(
+        default=DEFAULT_POOL_SIZE, metadata=variable("DB_POOL_SIZE", whole_number(minimum=1))
+    )
     # PostgreSQL is reached through a pooler in transaction mode (PgBouncer's
     # pool_mode = transaction): no prepared statement outlives its call
     # (experiments_svc.db.TRANSACTION_POOLING).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from experiments_svc.config import Settings
-from experiments_svc.db import create_engine, ping, translate_error
+from experiments_svc.db import engine_for, ping, translate_error
 from experiments_svc.imports import TrackingClient
 from experiments_svc.migrate import migrate
 from experiments_svc.service import ExperimentService
@@ -21,11 +21,7 @@ SERVICE_NAME = experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"].
 async def create_server(settings: Settings, address: str) -> tuple[GrpcServer, int]:
     """A ready-to-start server on `address` ("host:0" picks a free port),
     with the database migrated when `settings.auto_migrate` is set."""
-    engine = create_engine(
-        settings.database_url,
-        timeout=settings.db_timeout,
-        transaction_pooling=settings.db_transaction_pooling,
-    )
+    engine = engine_for(settings)
     try:
         if settings.auto_migrate:
             await migrate(engine)

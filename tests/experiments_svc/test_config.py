@@ -4,8 +4,10 @@ variable, and one-line refusals of bad values."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from experiments_svc.config import Settings
+from experiments_svc.db import engine_for
 from research_common.auth import Tokens
 from research_common.config import ConfigError
 
@@ -15,6 +17,7 @@ NAMES = (
     "AUTO_MIGRATE",
     "HEALTH_CHECK_INTERVAL",
     "DB_TIMEOUT",
+    "DB_POOL_SIZE",
     "TRACKING_ADDR",
     "TRACKING_TIMEOUT",
     "SHUTDOWN_GRACE",
@@ -32,6 +35,7 @@ def test_defaults() -> None:
     assert settings.database_url == "sqlite:///.data/experiments.db"
     assert settings.auto_migrate is True
     assert (settings.health_interval, settings.db_timeout) == (2.0, 5.0)
+    assert settings.db_pool_size == 20
     assert (settings.tracking_timeout, settings.shutdown_grace) == (4.5, 10.0)
     assert settings.log_level == "INFO"
     assert settings.tokens == Tokens()
@@ -51,6 +55,7 @@ def test_every_setting() -> None:
             "AUTO_MIGRATE": " Off ",
             "HEALTH_CHECK_INTERVAL": "0.5",
             "DB_TIMEOUT": "1.5",
+            "DB_POOL_SIZE": "4",
             "TRACKING_ADDR": "tracking:7000",
             "TRACKING_TIMEOUT": "3",
             "SHUTDOWN_GRACE": "0",
@@ -66,6 +71,7 @@ def test_every_setting() -> None:
         auto_migrate=False,
         health_interval=0.5,
         db_timeout=1.5,
+        db_pool_size=4,
         tracking_address="tracking:7000",
         tracking_timeout=3.0,
         shutdown_grace=0.0,
@@ -86,6 +92,8 @@ def test_every_setting() -> None:
         ({"HEALTH_CHECK_INTERVAL": "0.01"}, "HEALTH_CHECK_INTERVAL must be at least 0.05"),
         ({"DB_TIMEOUT": "soon"}, "DB_TIMEOUT must be a number, got 'soon'"),
         ({"DB_TIMEOUT": "0"}, "DB_TIMEOUT must be at least 0.1, got '0'"),
+        ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE must be at least 1, got '0'"),
+        ({"DB_POOL_SIZE": "ten"}, "DB_POOL_SIZE must be a whole number, got 'ten'"),
         ({"TRACKING_TIMEOUT": "nan"}, "TRACKING_TIMEOUT must be at least 0.1, got 'nan'"),
         ({"SHUTDOWN_GRACE": "-1"}, "SHUTDOWN_GRACE must be at least 0, got '-1'"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got 'LOUD'"),
@@ -98,3 +106,16 @@ def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
         Settings.from_env(env)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_the_engine_keeps_a_fixed_pool_of_db_pool_size() -> None:
+    # No overflow: a connection opened for one call and closed after it is
+    # churn (scenario 10); calls beyond the pool wait for one.
+    settings = Settings(
+        address="127.0.0.1:0", database_url="postgresql://u@127.0.0.1:1/x", db_pool_size=7
+    )
+    engine = engine_for(settings)
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert (pool.size(), pool._max_overflow) == (7, 0)
+    assert pool.timeout() == settings.db_timeout
