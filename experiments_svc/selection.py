@@ -17,6 +17,7 @@ it are null with a `reason`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import uuid
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, case, cast, func, literal, not_, select
+from sqlalchemy import Table, and_, bindparam, case, cast, func, literal, not_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Float
 
@@ -96,29 +97,44 @@ def _periods_sql(table: Table, dialect: str) -> ColumnElement[Any]:
     )
 
 
-def trials_query(
-    table: Table, dialect: str, strategy_id: uuid.UUID, shifts: Mapping[str, float]
-) -> Any:
-    """One SELECT over every experiment of the strategy (deleted included)
-    giving, per metric key of `shifts`: the count of usable values x, the
-    sums of (x - shift) and (x - shift)², and the count of values whose
+# The bound parameter of trials_query that names the strategy.
+STRATEGY = "strategy"
+
+
+def trials_parameters(strategy_id: uuid.UUID, shifts: Mapping[str, float]) -> dict[str, Any]:
+    """The bound values of `trials_query(..., tuple(shifts))`."""
+    values: dict[str, Any] = {STRATEGY: strategy_id}
+    for index, shift in enumerate(shifts.values()):
+        values[f"shift_{index}"] = shift
+    return values
+
+
+@functools.lru_cache(maxsize=256)
+def trials_query(table: Table, dialect: str, keys: tuple[str, ...]) -> Any:
+    """One SELECT over every experiment of a strategy (deleted included)
+    giving, per metric key: the count of usable values x, the sums of
+    (x - shift) and (x - shift)², and the count of values whose
     periods_per_year is unusable. Summing values shifted by one of them
-    (the best's) keeps the one-pass variance exact to rounding."""
+    (the best's) keeps the one-pass variance exact to rounding.
+
+    The strategy and the shifts are bound parameters (`trials_parameters`),
+    so the statement is built once per set of keys: building it was a
+    seventh of a compare's CPU in experiments_svc (bench.profile)."""
     periods = _periods_sql(table, dialect)
     usable_periods = periods > 0
     # Each row's values once, in a subquery; the sums run over those.
     per_row: list[ColumnElement[Any]] = []
-    for index, key in enumerate(shifts):
+    for index, key in enumerate(keys):
         metric = table.c.metrics
         is_number = json_kind(dialect, metric, key).in_(KINDS[dialect]["number"])
         root = func.sqrt(periods, type_=Float)
         x = case((and_(is_number, usable_periods), metric[key].as_float() / root), else_=None)
         unusable = case((and_(is_number, not_(func.coalesce(usable_periods, False))), 1), else_=0)
         per_row += [x.label(f"x_{index}"), unusable.label(f"u_{index}")]
-    rows = select(*per_row).where(table.c.strategy_id == strategy_id).subquery()
+    rows = select(*per_row).where(table.c.strategy_id == bindparam(STRATEGY)).subquery()
     columns: list[ColumnElement[Any]] = []
-    for index, shift in enumerate(shifts.values()):
-        shifted = rows.c[f"x_{index}"] - shift
+    for index in range(len(keys)):
+        shifted = rows.c[f"x_{index}"] - bindparam(f"shift_{index}", type_=Float)
         columns += [
             func.count(rows.c[f"x_{index}"]).label(f"n_{index}"),
             func.sum(shifted).label(f"s_{index}"),

@@ -20,7 +20,7 @@ from experiments_svc.filtering import FilterCompiler
 from experiments_svc.models import ExperimentRow
 from experiments_svc.ordering import SortOrder
 from experiments_svc.revisions import Change
-from experiments_svc.selection import Trials, read_trials, trials_query
+from experiments_svc.selection import Trials, read_trials, trials_parameters, trials_query
 from research_common.errors import Aborted, AlreadyExists, FailedPrecondition, echo
 from research_common.ordering import OrderKey
 
@@ -130,9 +130,10 @@ class ExperimentStore:
         """The trial count and Sharpe variance of a strategy for each metric
         of `shifts`, deleted experiments included, in one query
         (experiments_svc.selection)."""
-        query = trials_query(_table, self._engine.dialect.name, strategy_id, shifts)
+        query = trials_query(_table, self._engine.dialect.name, tuple(shifts))
         async with self._reads.connect() as connection:
-            row = (await connection.execute(query)).mappings().one()
+            result = await connection.execute(query, trials_parameters(strategy_id, shifts))
+            row = result.mappings().one()
         return read_trials(row, list(shifts))
 
     async def list(

@@ -13,11 +13,13 @@ import orjson
 import pytest
 from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.bindings import Binding, bindings_for
 from gateway.errors import HttpError
 from gateway.parsing import FieldError, parse_field, parse_into
-from gateway.rendering import render, render_field
+from gateway.rendering import _timestamp, render, render_field
 from gateway.transcoding import NO_BODY, Reply, build_reply, build_request
 from research.experiments.v1 import experiments_pb2 as ex
 from research.tracking.v1 import tracking_pb2 as tr
@@ -996,3 +998,32 @@ def test_update_mask_that_is_not_a_field_mask_is_a_plain_parameter(
     assert request == widgets.SearchWidgetsRequest(
         path="shelves/a", filter=widgets.Filter(), update_mask="x,y"
     )
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True, database=None)
+@given(
+    seconds=st.integers(-62_135_596_800, 253_402_300_799),
+    nanos=st.one_of(
+        st.just(0),
+        st.integers(0, 999).map(lambda n: n * 1_000_000),
+        st.integers(0, 999_999).map(lambda n: n * 1_000),
+        st.integers(0, 999_999_999),
+    ),
+)
+def test_a_timestamp_renders_as_protobufs_own_text(seconds: int, nanos: int) -> None:
+    message = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    assert _timestamp(message) == message.ToJsonString()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"), [(-62_135_596_801, 0), (253_402_300_800, 0), (0, -1), (0, 10**9)]
+)
+def test_a_timestamp_out_of_range_is_refused_as_protobuf_refuses_it(
+    seconds: int, nanos: int
+) -> None:
+    message = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    with pytest.raises(ValueError, match="Timestamp is not valid") as ours:
+        _timestamp(message)
+    with pytest.raises(ValueError, match="Timestamp is not valid") as theirs:
+        message.ToJsonString()
+    assert str(ours.value) == str(theirs.value)
