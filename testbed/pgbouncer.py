@@ -16,15 +16,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
-import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
 
 from sqlalchemy.engine import make_url
 
+from testbed.child import ChildServer
 from testbed.ports import free_port
 
 START_TIMEOUT = 10.0
@@ -46,10 +43,14 @@ def find_binary() -> str | None:
     return None
 
 
-class PgBouncer:
+class PgBouncer(ChildServer):
     """`pgbouncer` in the foreground, as a child process. PgBouncer refuses
     to run as root: as root it is started as `postgres` (`-u`), which then
     owns its folder."""
+
+    name = "pgbouncer"
+    readiness = "listening"
+    error = PgBouncerError
 
     def __init__(self, directory: Path, upstream: str, *, pool_size: int = 5) -> None:
         binary = find_binary()
@@ -57,14 +58,11 @@ class PgBouncer:
             raise PgBouncerError(
                 f"pgbouncer is not installed ({DEFAULT_BINARY}; apt-get install pgbouncer)"
             )
+        super().__init__(directory, free_port(), "pgbouncer.log")
         self.binary = binary
-        self.directory = directory
         self.upstream = make_url(upstream)
         self.pool_size = pool_size
-        self.port = free_port()
         self.config_path = directory / "pgbouncer.ini"
-        self.log_path = directory / "pgbouncer.log"
-        self._process: subprocess.Popen[bytes] | None = None
 
     def url(self, database: str) -> str:
         """A PostgreSQL URL of `database` through the pooler."""
@@ -101,16 +99,6 @@ class PgBouncer:
             ]
         )
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def command(self) -> list[str]:
         command = [self.binary]
         if os.geteuid() == 0:
@@ -119,8 +107,6 @@ class PgBouncer:
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Write the configuration, start, and wait until the port accepts."""
-        if self.running:
-            raise PgBouncerError(f"PgBouncer on port {self.port} is already running")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config())
         if os.geteuid() == 0:
@@ -132,59 +118,12 @@ class PgBouncer:
                 ) from None
             for path in (self.directory, self.config_path):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.directory,
-                start_new_session=True,
-            )
+        self.launch(timeout)
+
+    def ready(self) -> bool:
+        """Whether the port accepts a connection right now."""
         try:
-            self._wait_until_listening(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_until_listening(self, timeout: float) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self._process.poll()
-            if code is not None:
-                raise PgBouncerError(f"pgbouncer exited with {code}:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                pass
-            if time.monotonic() >= deadline:
-                raise PgBouncerError(
-                    f"pgbouncer not listening after {timeout:.0f} s:\n{self.log()}"
-                )
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM (PgBouncer's immediate shutdown); SIGKILL if it lingers."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
-
-    def __enter__(self) -> PgBouncer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
