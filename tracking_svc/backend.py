@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import requests
-from mlflow.entities import Experiment, Metric, Run, ViewType
+from mlflow.entities import Experiment, Metric, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
@@ -45,6 +45,7 @@ from tracking_svc.process import CALL_EXPIRES
 from tracking_svc.run_search import (
     RunRow,
     RunsPage,
+    get_with,
     rest_requests,
     row_of,
     search_body,
@@ -114,6 +115,7 @@ class TrackingBackend:
         # server (run_search, histories).
         self._rest = rest_requests(settings.tracking_uri)
         self._post_search = None if self._rest is None else search_with(self._rest)
+        self._get_run = None if self._rest is None else get_with(self._rest)
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="mlflow")
         self._default_experiment_id: str | None = None
 
@@ -192,9 +194,11 @@ class TrackingBackend:
             raise MlflowException(f"experiment {name!r} exists yet cannot be read")
         return str(experiment.experiment_id)
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> RunRow:
         try:
-            return self._client.get_run(run_id)
+            if self._get_run is not None:
+                return self._get_run(run_id)
+            return row_of(self._client.get_run(run_id))
         except MlflowException as error:
             if _error_code(error) == _NOT_FOUND:
                 raise RunNotFound(run_id) from None

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from mlflow.entities import Experiment, Metric, Run
+from mlflow.entities import Experiment, Metric
 
 from research.tracking.v1 import tracking_pb2
 from research_common.constants import RUN_TYPE_TAG
-from tracking_svc.run_search import RunRow, metrics_of, restore_infinity
+from tracking_svc.run_search import RunRow, restore_infinity
 
 UNKNOWN_RUN_TYPE = "unknown"
-
-
-def run_name(run: Run) -> str:
-    return run.info.run_name or ""
 
 
 def summary(row: RunRow) -> tracking_pb2.RunSummary:
@@ -27,21 +23,21 @@ def summary(row: RunRow) -> tracking_pb2.RunSummary:
     )
 
 
-def detail(run: Run) -> tracking_pb2.Run:
+def detail(row: RunRow) -> tracking_pb2.Run:
     message = tracking_pb2.Run(
-        run_id=run.info.run_id,
-        run_name=run_name(run),
-        status=run.info.status,
-        start_time=run.info.start_time or 0,
-        artifact_uri=run.info.artifact_uri or "",
-        params=run.data.params,
-        metrics=metrics_of(run),
-        tags=run.data.tags,
-        experiment_id=str(run.info.experiment_id),
-        lifecycle_stage=run.info.lifecycle_stage,
+        run_id=row.run_id,
+        run_name=row.run_name,
+        status=row.status,
+        start_time=row.start_time,
+        artifact_uri=row.artifact_uri,
+        params=row.params,
+        metrics=row.metrics,
+        tags=row.tags,
+        experiment_id=row.experiment_id,
+        lifecycle_stage=row.lifecycle_stage,
     )
-    if run.info.end_time is not None:
-        message.end_time = run.info.end_time
+    if row.end_time is not None:
+        message.end_time = row.end_time
     return message
 
 

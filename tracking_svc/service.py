@@ -28,7 +28,7 @@ from tracking_svc.lineage import LINEAGE_TAGS
 from tracking_svc.ordering import BEST_OF, mlflow_order_by
 from tracking_svc.ordering import DEFAULT as DEFAULT_ORDER
 from tracking_svc.ordering import FIELDS as ORDER_FIELDS
-from tracking_svc.run_search import RunRow, metrics_of
+from tracking_svc.run_search import RunRow
 
 Context = aio.ServicerContext[Any, Any]
 T = TypeVar("T")
@@ -176,7 +176,7 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
             run = await self._call(context, lambda: self._backend.get_run(run_id))
         except RunNotFound:  # documented: an unknown run has no metrics
             return tracking_pb2.GetRunMetricsResponse(run_id=run_id)
-        return tracking_pb2.GetRunMetricsResponse(run_id=run_id, metrics=metrics_of(run))
+        return tracking_pb2.GetRunMetricsResponse(run_id=run_id, metrics=run.metrics)
 
     async def GetRunParams(
         self, request: tracking_pb2.GetRunParamsRequest, context: Context
@@ -186,7 +186,7 @@ class TrackingService(tracking_pb2_grpc.TrackingServiceServicer):
             run = await self._call(context, lambda: self._backend.get_run(run_id))
         except RunNotFound:  # documented: an unknown run has no parameters
             return tracking_pb2.GetRunParamsResponse(run_id=run_id)
-        return tracking_pb2.GetRunParamsResponse(run_id=run_id, params=run.data.params)
+        return tracking_pb2.GetRunParamsResponse(run_id=run_id, params=run.params)
 
     async def GetMetricHistory(
         self, request: tracking_pb2.GetMetricHistoryRequest, context: Context

@@ -12,7 +12,15 @@ from mlflow.tracking import MlflowClient
 from testbed.mlflow_server import MlflowServer
 from tests.fixtures.mlflow import Seeded
 from tests.tracking_svc.conftest import Backend
-from tracking_svc.run_search import RunRow, rest_search, row_of, rows_of, search_body
+from tracking_svc.run_search import (
+    RunRow,
+    get_with,
+    rest_requests,
+    rest_search,
+    row_of,
+    rows_of,
+    search_body,
+)
 
 
 def _comparable(row: RunRow) -> tuple[object, ...]:
@@ -83,3 +91,23 @@ def test_rows_of_reads_every_form_of_protobufs_json() -> None:
 def test_a_local_store_has_no_rest_search() -> None:
     assert rest_search("sqlite:///x.db") is None
     assert rest_search("file:///tmp/mlruns") is None
+
+
+def test_a_run_read_over_rest_equals_the_clients(
+    server_store: Backend, mlflow_server: MlflowServer
+) -> None:
+    # GetRun's REST path (runs/get read straight from JSON) against the
+    # client's entity, for every seeded run: finished, running, ±inf, NaN.
+    send = rest_requests(mlflow_server.url)
+    assert send is not None
+    get = get_with(send)
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    for run_id in server_store.seeded.newest_first:
+        ours, theirs = get(run_id), row_of(client.get_run(run_id))
+        assert _comparable(ours) == _comparable(theirs)
+        assert (ours.end_time, ours.artifact_uri, ours.experiment_id, ours.lifecycle_stage) == (
+            theirs.end_time,
+            theirs.artifact_uri,
+            theirs.experiment_id,
+            theirs.lifecycle_stage,
+        )
