@@ -171,16 +171,18 @@ print(json.dumps({
 """
 
 
+def python_json(code: str, timeout: float = 120) -> Any:
+    """What `code`, run by this Python in a process of its own (so that
+    importing MLflow leaves this one as it was), prints as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, check=True
+    )
+    return json.loads(result.stdout)
+
+
 @functools.cache
 def mlflow_server_options() -> dict[str, bool]:
-    result = subprocess.run(
-        [sys.executable, "-c", _MLFLOW_OPTIONS],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    options: dict[str, bool] = json.loads(result.stdout)
+    options: dict[str, bool] = python_json(_MLFLOW_OPTIONS, timeout=60)
     return options
 
 

@@ -17,7 +17,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -44,6 +43,7 @@ from tests.deploy.test_compose import (
     dockerfile_stages,
     interpolate,
     mlflow_flags,
+    python_json,
     split_address,
 )
 from tracking_svc.config import Settings as TrackingSettings
@@ -305,14 +305,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def mlflow_variables() -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-c", _MLFLOW_VARIABLES],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    found: dict[str, Any] = json.loads(result.stdout)
+    found: dict[str, Any] = python_json(_MLFLOW_VARIABLES)
     return found
 
 
