@@ -48,7 +48,6 @@ from bench.processes import BenchProcess, stopping
 from bench.report import Row, ratio_text
 from bench.scenarios.seed_design import (
     GET_ROUTE,
-    LIST_ROUTE,
     ROWS,
     read_requests,
     same_answers,
@@ -315,13 +314,7 @@ async def run(context: Context) -> None:
                 one, one_url = await start_baseline(url, context.work, started)
                 two, two_url = await start_baseline(url, context.work, started, workers=2)
                 for baseline_url in (one_url, two_url):
-                    await asyncio.to_thread(
-                        same_answers,
-                        stack.gateway_url,
-                        baseline_url,
-                        requests[GET_ROUTE][0].path,
-                        requests[LIST_ROUTE][0].path,
-                    )
+                    await asyncio.to_thread(same_answers, stack.gateway_url, baseline_url, requests)
                     await asyncio.to_thread(
                         _same_compare, stack.gateway_url, baseline_url, requests[COMPARE_ROUTE][0]
                     )

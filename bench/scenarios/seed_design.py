@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -74,8 +74,10 @@ def get_json(url: str) -> object:
         return json.loads(response.read())
 
 
-def same_answers(ours: str, baseline: str, get_path: str, list_path: str) -> None:
-    """Both sides return the same rows, or the comparison would be moot."""
+def same_answers(ours: str, baseline: str, requests: Mapping[str, Sequence[Request]]) -> None:
+    """Both sides return the same rows for the first GET and the first list
+    of `requests` (read_requests), or the comparison would be moot."""
+    get_path, list_path = requests[GET_ROUTE][0].path, requests[LIST_ROUTE][0].path
     mine, theirs = get_json(ours + get_path), get_json(baseline + get_path)
     assert isinstance(mine, dict)
     assert isinstance(theirs, dict)
@@ -98,13 +100,7 @@ async def run(context: Context) -> None:
             stopping([]) as started,
         ):
             _, baseline_url = await start_baseline(url, context.work, started)
-            await asyncio.to_thread(
-                same_answers,
-                stack.gateway_url,
-                baseline_url,
-                requests[GET_ROUTE][0].path,
-                requests[LIST_ROUTE][0].path,
-            )
+            await asyncio.to_thread(same_answers, stack.gateway_url, baseline_url, requests)
             figures: dict[str, object] = {"rows": ROWS, "connections": options.connections}
             for label, requests_file in routes.items():
                 measure = partial(
