@@ -36,7 +36,7 @@ from research_common.config import ConfigError
 from testbed.pgbouncer import PgBouncer
 from tests.experiments_svc.conftest import STRATEGY
 from tests.fixtures.grpc import struct
-from tests.fixtures.pgbouncer import POOL_SIZE, through
+from tests.fixtures.pgbouncer import POOL_SIZE, pooled_settings, through
 from tests.fixtures.postgres import ADMIN_URL, create_database, drop_database, postgres_url
 
 if TYPE_CHECKING:
@@ -102,16 +102,6 @@ async def serving(settings: Settings) -> AsyncIterator[ExperimentServiceAsyncStu
             yield experiments_pb2_grpc.ExperimentServiceStub(channel)
     finally:
         await server.stop(0)
-
-
-def pooled_settings(pgbouncer: PgBouncer, database_url: str, *, setting: bool) -> Settings:
-    return Settings(
-        database_url=through(pgbouncer, database_url),
-        db_transaction_pooling=setting,
-        auto_migrate=False,
-        health_interval=0.2,
-        db_timeout=3,
-    )
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pytest
 
 from experiments_svc.config import Settings
 from testbed.pgbouncer import PgBouncer
-from tests.fixtures.pgbouncer import through
+from tests.fixtures.pgbouncer import pooled_settings
 from tests.fixtures.postgres import truncate_experiments
 
 HERE = Path(__file__).resolve().parent
@@ -49,10 +49,4 @@ def database_url(migrated_postgres: str) -> str:
 @pytest.fixture
 def settings(database_url: str, pgbouncer: PgBouncer) -> Settings:
     """The service on that database through the pooler."""
-    return Settings(
-        database_url=through(pgbouncer, database_url),
-        db_transaction_pooling=True,
-        auto_migrate=False,
-        health_interval=0.2,
-        db_timeout=3,
-    )
+    return pooled_settings(pgbouncer, database_url)
