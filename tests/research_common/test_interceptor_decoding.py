@@ -7,8 +7,10 @@ not one)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -170,6 +172,19 @@ async def _send_raw(
         return await rpc_error(call(raw, metadata=metadata, timeout=10))
 
 
+async def _logged_lines(
+    caplog: pytest.LogCaptureFixture, method: str, within: float = 2.0
+) -> list[dict[str, object]]:
+    """`_lines_of`, once the server has logged the call: the client may
+    have its error before the server's handler writes its log line (the
+    line is written after the abort), which a CI run caught."""
+    deadline = time.monotonic() + within
+    # The server logs in its own task, which sets no event the test could wait on.
+    while not (lines := _lines_of(caplog, method)) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    return lines
+
+
 def _lines_of(caplog: pytest.LogCaptureFixture, method: str) -> list[dict[str, object]]:
     lines = [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
     return [line for line in lines if line.get("rpc") == method]
@@ -196,7 +211,7 @@ async def test_malformed_protobuf_is_invalid_argument(
     for internal in ("<class", "DecodeError", "Traceback", "upb", "Error parsing"):
         assert internal not in details
     assert [r.getMessage() for r in logged.records if r.levelno >= logging.ERROR] == []
-    [line] = _lines_of(logged, case.method)
+    [line] = await _logged_lines(logged, case.method)
     assert (line["level"], line["code"], line["request_id"]) == (
         "info",
         "INVALID_ARGUMENT",
@@ -216,7 +231,7 @@ async def test_a_malformed_health_check_is_invalid_and_quiet(
     )
     assert [r.getMessage() for r in logged.records if r.levelno >= logging.ERROR] == []
     # Health stays at DEBUG, as for a well-formed check.
-    [line] = _lines_of(logged, method)
+    [line] = await _logged_lines(logged, method)
     assert (line["level"], line["code"]) == ("debug", "INVALID_ARGUMENT")
 
 
