@@ -42,6 +42,7 @@ from tracking_svc.histories import (
     steps_of,
 )
 from tracking_svc.process import CALL_EXPIRES
+from tracking_svc.rest_client import KeptAliveRest
 from tracking_svc.run_search import (
     RunRow,
     RunsPage,
@@ -113,7 +114,9 @@ class TrackingBackend:
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
         # Run search and bulk histories straight over REST when MLflow is a
         # server (run_search, histories).
-        self._rest = rest_requests(settings.tracking_uri)
+        self._rest = rest_requests(
+            settings.tracking_uri, settings.direct_http, settings.mlflow_timeout
+        )
         self._post_search = None if self._rest is None else search_with(self._rest)
         self._get_run = None if self._rest is None else get_with(self._rest)
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="mlflow")
@@ -162,6 +165,8 @@ class TrackingBackend:
         # Threads still waiting on MLflow finish within the HTTP timeout;
         # nothing waits for them here.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(self._rest, KeptAliveRest):
+            self._rest.close()
 
     # The calls below are blocking; run them through `call`.
 

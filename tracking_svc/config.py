@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from research_common.config import ConfigError, number, parse_address, whole_number
+from research_common.config import (
+    ConfigError,
+    boolean,
+    number,
+    parse_address,
+    whole_number,
+)
 from research_common.constants import TRACKING_ADDRESS
 from research_common.settings import ServiceSettings, read_env, variable
 
@@ -63,6 +69,10 @@ class Settings(ServiceSettings):
     mlflow_timeout: float = field(
         default=4.0, metadata=variable("MLFLOW_TIMEOUT", number(minimum=0.1))
     )
+    # Reads from a tracking server (run search, a run, metric histories) go
+    # over this service's own kept-alive connections; false sends them
+    # through MLflow's client as every other call (tracking_svc.rest_client).
+    direct_http: bool = field(default=True, metadata=variable("MLFLOW_DIRECT_HTTP", boolean))
     # Blocking MLflow calls run on this many threads at most; more calls
     # queue (within their deadline) instead of stalling the event loop.
     workers: int = field(default=16, metadata=variable("TRACKING_WORKERS", whole_number(1)))

@@ -5,10 +5,11 @@ answer (`POST /api/2.0/mlflow/runs/search`): MLflow's client would turn the
 JSON into its protobuf messages and those into entities before this
 service turned them into its own messages, and that was most of the
 façade's cost (a walk of 1,000 runs took 1.23-1.25x MLflow's own paging;
-BENCHMARKS.md, scenario 8). The request goes through MLflow's own
-`http_request`, so the credentials, TLS, retry and per-call timeout settings
-are the client's. Over the embedded store (no server) the client's
-entities are read as before.
+BENCHMARKS.md, scenario 8). The request goes over this service's own
+kept-alive connections (tracking_svc.rest_client), which send what MLflow's
+`http_request` would, or through `http_request` itself where they cannot
+(or with MLFLOW_DIRECT_HTTP=false). Over the embedded store (no server) the
+client's entities are read as before.
 
 `http_request` and `verify_rest_response` are MLflow internals: they are
 looked up once, and without them the client's path is used, with a warning.
@@ -29,6 +30,9 @@ log = logging.getLogger("tracking.mlflow")
 
 ENDPOINT = "/api/2.0/mlflow/runs/search"
 GET_ENDPOINT = "/api/2.0/mlflow/runs/get"
+# The timeout of one request to the tracking server, in seconds, when the
+# caller names none (tracking_svc's own is MLFLOW_TIMEOUT's).
+DIRECT_TIMEOUT = 4.0
 # MLflow's SQL stores keep ±inf as the largest finite double.
 _INF_STAND_IN = 1.7976931348623157e308
 # How protobuf's JSON writes the floats JSON has no number for.
@@ -132,21 +136,28 @@ def row_of_json(run: Mapping[str, Any]) -> RunRow:
 
 
 Post = Callable[[dict[str, Any]], RunsPage]
-# One request to the tracking server: (method, endpoint, requests' keyword
-# arguments) to the answer's body; MlflowException when it is refused.
+# One request to the tracking server: (method, endpoint, and `params=` for
+# the query string or `json=` for the body) to the answer's body;
+# MlflowException when it is refused or cannot be sent.
 Rest = Callable[..., bytes]
 
 
-def rest_requests(tracking_uri: str) -> Rest | None:
+def rest_requests(
+    tracking_uri: str, direct: bool = True, timeout: float = DIRECT_TIMEOUT
+) -> Rest | None:
     """A function that sends one request to the tracking server at
-    `tracking_uri` through MLflow's own `http_request`; None when
-    `tracking_uri` is not a server, or MLflow no longer has the internals it
-    uses (with a warning)."""
+    `tracking_uri`: over kept-alive connections of its own (`direct`, each
+    request's timeout `timeout` seconds or what is left of its call) when
+    they can send what MLflow's client would, else through MLflow's own
+    `http_request`; None when `tracking_uri` is not a server, or MLflow no
+    longer has the internals it uses (with a warning)."""
     if not tracking_uri.startswith(("http://", "https://")):
         return None
     try:
         from mlflow.utils.credentials import get_default_host_creds
         from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        from tracking_svc.rest_client import direct_rest
     except ImportError as error:
         log.warning(
             "MLflow's REST helpers are not where this version expects them (%s): "
@@ -155,6 +166,9 @@ def rest_requests(tracking_uri: str) -> Rest | None:
         )
         return None
     credentials = get_default_host_creds(tracking_uri)  # type: ignore[no-untyped-call]
+    kept_alive = direct_rest(credentials, timeout) if direct else None
+    if kept_alive is not None:
+        return kept_alive
 
     def send(method: str, endpoint: str, **kwargs: Any) -> bytes:
         response = http_request(credentials, endpoint, method, **kwargs)  # type: ignore[no-untyped-call]
@@ -163,14 +177,6 @@ def rest_requests(tracking_uri: str) -> Rest | None:
         return content
 
     return send
-
-
-def rest_search(tracking_uri: str) -> Post | None:
-    """A function that posts one run search to the tracking server at
-    `tracking_uri` and reads its rows; None when there is no server to post
-    to (rest_requests)."""
-    send = rest_requests(tracking_uri)
-    return None if send is None else search_with(send)
 
 
 def search_with(send: Rest) -> Post:

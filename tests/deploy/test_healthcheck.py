@@ -23,7 +23,7 @@ from research_common.healthcheck import main
 from research_common.server import GrpcServer
 from research_common.tls import TlsSettings
 from testbed.ports import free_port
-from tests.research_common.test_tls import make_certificates
+from tests.certificates import make_certificates
 
 # Proxy variables pointing nowhere: the check must not use them.
 NO_PROXY_ENV = {

@@ -1,10 +1,13 @@
 """tracking_svc on port 0 per test, over each MLflow store it supports: the
-session's real `mlflow server` (reached through a counting proxy) and the
-embedded SQLite store, both seeded once per session by `seed`
-(tests/fixtures/mlflow.py). The same tests run against both."""
+session's real `mlflow server` (reached through a counting proxy), read
+over tracking_svc's own HTTP connections ("server") and through MLflow's
+client's (`MLFLOW_DIRECT_HTTP=false`, "server-mlflow-http"), and the
+embedded SQLite store, seeded once per session by `seed`
+(tests/fixtures/mlflow.py). The same tests run against all three."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 class Backend:
     """A seeded MLflow store and the settings that point tracking_svc at it."""
 
-    kind: str  # "server" or "embedded"
+    kind: str  # "server", "server-mlflow-http" or "embedded"
     settings: Settings
     seeded: Seeded
     # In front of the server backend's MLflow; None for the embedded store.
@@ -51,6 +54,12 @@ def server_store(mlflow_server: MlflowServer, counting_proxy: CountingProxy) -> 
 
 
 @pytest.fixture(scope="session")
+def server_mlflow_http_store(server_store: Backend) -> Backend:
+    settings = dataclasses.replace(server_store.settings, direct_http=False)
+    return dataclasses.replace(server_store, kind="server-mlflow-http", settings=settings)
+
+
+@pytest.fixture(scope="session")
 def embedded_store(tmp_path_factory: pytest.TempPathFactory) -> Backend:
     directory = tmp_path_factory.mktemp("mlflow-embedded")
     uri = f"sqlite:///{directory / 'mlflow.db'}"
@@ -64,10 +73,10 @@ def embedded_store(tmp_path_factory: pytest.TempPathFactory) -> Backend:
     return Backend("embedded", settings, seeded)
 
 
-@pytest.fixture(params=["server", "embedded"])
+@pytest.fixture(params=["server", "server-mlflow-http", "embedded"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each test that uses it runs once per store."""
-    store: Backend = request.getfixturevalue(f"{request.param}_store")
+    store: Backend = request.getfixturevalue(f"{request.param.replace('-', '_')}_store")
     if store.proxy is not None:
         store.proxy.reset()
     return store

@@ -62,9 +62,12 @@ def _log_fold_runs(uri: str) -> FoldRuns:
 
 @pytest.fixture(scope="session")
 def fold_runs_by_store(server_store: Backend, embedded_store: Backend) -> dict[str, FoldRuns]:
-    # The same values in both stores: the same seed.
+    # The same values in both stores: the same seed. Both transports to the
+    # server read the same runs.
+    served = _log_fold_runs(server_store.settings.tracking_uri)
     return {
-        "server": _log_fold_runs(server_store.settings.tracking_uri),
+        "server": served,
+        "server-mlflow-http": served,
         "embedded": _log_fold_runs(embedded_store.settings.tracking_uri),
     }
 

@@ -6,21 +6,37 @@ on its own, for the forms protobuf's JSON mapping may take."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from testbed.mlflow_server import MlflowServer
 from tests.fixtures.mlflow import Seeded
 from tests.tracking_svc.conftest import Backend
+from tracking_svc.rest_client import KeptAliveRest
 from tracking_svc.run_search import (
+    Rest,
     RunRow,
     get_with,
     rest_requests,
-    rest_search,
     row_of,
     rows_of,
     search_body,
+    search_with,
 )
+
+
+@pytest.fixture(params=["direct", "mlflow-http"])
+def send(request: pytest.FixtureRequest, mlflow_server: MlflowServer) -> Iterator[Rest]:
+    """Requests to the session's `mlflow server` over each transport:
+    tracking_svc's own connections, and MLflow's `http_request`."""
+    rest = rest_requests(mlflow_server.url, direct=request.param == "direct")
+    assert rest is not None
+    assert isinstance(rest, KeptAliveRest) == (request.param == "direct")
+    yield rest
+    if isinstance(rest, KeptAliveRest):
+        rest.close()
 
 
 def _comparable(row: RunRow) -> tuple[object, ...]:
@@ -30,11 +46,10 @@ def _comparable(row: RunRow) -> tuple[object, ...]:
 
 
 def test_rest_rows_equal_the_clients_rows(
-    server_store: Backend, mlflow_server: MlflowServer
+    server_store: Backend, mlflow_server: MlflowServer, send: Rest
 ) -> None:
     seeded: Seeded = server_store.seeded
-    post = rest_search(mlflow_server.url)
-    assert post is not None
+    post = search_with(send)
     order = ["attributes.start_time DESC"]
     client = MlflowClient(tracking_uri=mlflow_server.url)
     expected = client.search_runs([seeded.experiment_id], order_by=order, max_results=3)
@@ -89,17 +104,15 @@ def test_rows_of_reads_every_form_of_protobufs_json() -> None:
 
 
 def test_a_local_store_has_no_rest_search() -> None:
-    assert rest_search("sqlite:///x.db") is None
-    assert rest_search("file:///tmp/mlruns") is None
+    assert rest_requests("sqlite:///x.db") is None
+    assert rest_requests("file:///tmp/mlruns") is None
 
 
 def test_a_run_read_over_rest_equals_the_clients(
-    server_store: Backend, mlflow_server: MlflowServer
+    server_store: Backend, mlflow_server: MlflowServer, send: Rest
 ) -> None:
     # GetRun's REST path (runs/get read straight from JSON) against the
     # client's entity, for every seeded run: finished, running, ±inf, NaN.
-    send = rest_requests(mlflow_server.url)
-    assert send is not None
     get = get_with(send)
     client = MlflowClient(tracking_uri=mlflow_server.url)
     for run_id in server_store.seeded.newest_first:
