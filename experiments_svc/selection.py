@@ -71,30 +71,28 @@ def periods_per_year(parameters: Mapping[str, Any]) -> float | None:
     return number
 
 
-def _periods_sql(table: Table, dialect: str) -> ColumnElement[Any]:
-    """periods_per_year of each row: 1.0 when absent or null, the number, a
-    decimal string's number, else NULL (unusable; so is a number <= 0,
-    which the caller's `> 0` test catches)."""
-    column = table.c.parameters
-    kind = json_kind(dialect, column, PERIODS_PER_YEAR)
-    text = column[PERIODS_PER_YEAR].as_string()
+def _is_decimal(dialect: str, text: Any) -> Any:
+    """`text` is a decimal string periods_per_year may be (see _DECIMAL)."""
     if dialect == "postgresql":
-        decimal = text.regexp_match(_DECIMAL_SQL)
-    else:  # SQLite has GLOB, not regular expressions: the same language
-        decimal = and_(
-            func.length(text) <= 31,
-            text.op("GLOB", is_comparison=True)("[0-9]*"),
-            not_(text.op("GLOB", is_comparison=True)("*[^0-9.]*")),
-            not_(text.op("GLOB", is_comparison=True)("*.*.*")),
-            not_(text.op("GLOB", is_comparison=True)("*.")),
-        )
-    return case(
-        (kind.in_(("missing", "null")), literal(1.0)),
-        (kind.in_(KINDS[dialect]["number"]), column[PERIODS_PER_YEAR].as_float()),
-        # Nested, so that the cast never sees a string the test refused.
-        (kind.in_(KINDS[dialect]["string"]), case((decimal, cast(text, Float)), else_=None)),
-        else_=None,
+        return text.regexp_match(_DECIMAL_SQL)
+    # SQLite has GLOB, not regular expressions: the same language.
+    return and_(
+        func.length(text) <= 31,
+        text.op("GLOB", is_comparison=True)("[0-9]*"),
+        not_(text.op("GLOB", is_comparison=True)("*[^0-9.]*")),
+        not_(text.op("GLOB", is_comparison=True)("*.*.*")),
+        not_(text.op("GLOB", is_comparison=True)("*.")),
     )
+
+
+def _json_number(dialect: str, column: Any, key: str) -> Any:
+    """The entry `key` of a JSON column as what becomes its number once
+    cast to FLOAT, readable whatever its type (only a number's is used):
+    PostgreSQL's text of it (a cast there refuses other text), SQLite's
+    value (whose own cast never fails, and whose text of a REAL would keep
+    only 15 digits)."""
+    entry = column[key]
+    return entry.as_string() if dialect == "postgresql" else entry.as_float()
 
 
 # The bound parameter of trials_query that names the strategy.
@@ -117,29 +115,63 @@ def trials_query(table: Table, dialect: str, keys: tuple[str, ...]) -> Any:
     periods_per_year is unusable. Summing values shifted by one of them
     (the best's) keeps the one-pass variance exact to rounding.
 
+    Each row's JSON is read once, in the innermost SELECT: the type and
+    text of periods_per_year and of each metric. The next works out
+    periods_per_year (1.0 when absent or null, the number, a decimal
+    string's number, else NULL: unusable, as is a number <= 0), the next
+    each x, and the outermost sums them. The inner two end in OFFSET 0 so
+    that PostgreSQL keeps them as steps instead of repeating each
+    expression where the next step uses it: written as one expression, the
+    type of periods_per_year was looked up nine times a row, and the query
+    took 2-3x as long (BENCHMARKS.md).
+
     The strategy and the shifts are bound parameters (`trials_parameters`),
     so the statement is built once per set of keys: building it was a
     seventh of a compare's CPU in experiments_svc (bench.profile)."""
-    periods = _periods_sql(table, dialect)
-    usable_periods = periods > 0
-    # Each row's values once, in a subquery; the sums run over those.
-    per_row: list[ColumnElement[Any]] = []
+    numbers, strings = KINDS[dialect]["number"], KINDS[dialect]["string"]
+    read = [
+        json_kind(dialect, table.c.parameters, PERIODS_PER_YEAR).label("periods_kind"),
+        table.c.parameters[PERIODS_PER_YEAR].as_string().label("periods_text"),
+        _json_number(dialect, table.c.parameters, PERIODS_PER_YEAR).label("periods_number"),
+    ]
     for index, key in enumerate(keys):
-        metric = table.c.metrics
-        is_number = json_kind(dialect, metric, key).in_(KINDS[dialect]["number"])
-        root = func.sqrt(periods, type_=Float)
-        x = case((and_(is_number, usable_periods), metric[key].as_float() / root), else_=None)
+        read += [
+            json_kind(dialect, table.c.metrics, key).label(f"kind_{index}"),
+            _json_number(dialect, table.c.metrics, key).label(f"number_{index}"),
+        ]
+    rows = select(*read).where(table.c.strategy_id == bindparam(STRATEGY)).offset(0).subquery()
+    periods = case(
+        (rows.c.periods_kind.in_(("missing", "null")), literal(1.0)),
+        (rows.c.periods_kind.in_(numbers), cast(rows.c.periods_number, Float)),
+        # Nested, so that the cast never sees a string the test refused.
+        (
+            rows.c.periods_kind.in_(strings),
+            case(
+                (_is_decimal(dialect, rows.c.periods_text), cast(rows.c.periods_text, Float)),
+                else_=None,
+            ),
+        ),
+        else_=None,
+    )
+    scaled = select(periods.label("periods"), *rows.c).offset(0).subquery()
+    usable_periods = scaled.c.periods > 0
+    root = func.sqrt(scaled.c.periods, type_=Float)
+    per_row: list[ColumnElement[Any]] = []
+    for index in range(len(keys)):
+        is_number = scaled.c[f"kind_{index}"].in_(numbers)
+        value = cast(scaled.c[f"number_{index}"], Float)
+        x = case((and_(is_number, usable_periods), value / root), else_=None)
         unusable = case((and_(is_number, not_(func.coalesce(usable_periods, False))), 1), else_=0)
         per_row += [x.label(f"x_{index}"), unusable.label(f"u_{index}")]
-    rows = select(*per_row).where(table.c.strategy_id == bindparam(STRATEGY)).subquery()
+    values = select(*per_row).subquery()
     columns: list[ColumnElement[Any]] = []
     for index in range(len(keys)):
-        shifted = rows.c[f"x_{index}"] - bindparam(f"shift_{index}", type_=Float)
+        shifted = values.c[f"x_{index}"] - bindparam(f"shift_{index}", type_=Float)
         columns += [
-            func.count(rows.c[f"x_{index}"]).label(f"n_{index}"),
+            func.count(values.c[f"x_{index}"]).label(f"n_{index}"),
             func.sum(shifted).label(f"s_{index}"),
             func.sum(shifted * shifted).label(f"q_{index}"),
-            func.coalesce(func.sum(rows.c[f"u_{index}"]), 0).label(f"u_{index}"),
+            func.coalesce(func.sum(values.c[f"u_{index}"]), 0).label(f"u_{index}"),
         ]
     return select(*columns)
 

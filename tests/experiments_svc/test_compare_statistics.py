@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 import statistics
+from random import Random
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from google.protobuf import field_mask_pb2
 
+from experiments_svc import selection
 from research.experiments.v1 import experiments_pb2 as pb
+from research_common.stats import StatisticUndefined
 from tests.experiments_svc.conftest import OTHER_STRATEGY
 from tests.experiments_svc.test_compare import create
 from tests.fixtures.grpc import assert_invalid, rpc_error
@@ -229,3 +232,77 @@ async def test_no_finite_value_no_figures(stub: ExperimentServiceAsyncStub) -> N
     selection = response.selection["sharpe"]
     assert not selection.HasField("experiment_id")
     assert "finite" in selection.reason
+
+
+# Every form a row's values may take, against the rules in Python ---------
+
+# periods_per_year as rows hold it: absent (None here), null, numbers,
+# decimal strings (an imported run's parameters are text), and what is not
+# a positive number (text, a dotted string, 0, a negative, a boolean, an
+# object).
+_USABLE_PERIODS: list[Any] = [None, "null", 252, 252.0, 12.5, "252", "12.5", "0252", 1]
+_UNUSABLE_PERIODS: list[Any] = ["weekly", "1.5.", "12.", "", 0, -4, True, {"n": 252}, "-252"]
+# Metric values: numbers (the only ones that count), and the other kinds.
+_VALUES: list[Any] = [0.1234567890123456789, -0.75, 3, 2**53 - 1, "1.5", True, None, "missing"]
+
+
+def _row(random: Random, periods_from: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One row's metrics (two Sharpe keys) and parameters, drawn at random."""
+    metrics: dict[str, Any] = {}
+    for key in ("sharpe", "daily_sharpe"):
+        value = random.choice(_VALUES)
+        if value != "missing":
+            metrics[key] = value
+    parameters: dict[str, Any] = {}
+    periods = random.choice(periods_from)
+    if periods is not None:
+        parameters["periods_per_year"] = None if periods == "null" else periods
+    return metrics, parameters
+
+
+def _expected(rows: list[tuple[dict[str, Any], dict[str, Any]]], key: str) -> tuple[int, Any, int]:
+    """(count, sample variance or None, unusable) by the module's rules."""
+    values, unusable = [], 0
+    for metrics, parameters in rows:
+        value = metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        try:
+            values.append(selection.per_observation(value, parameters))
+        except StatisticUndefined:
+            unusable += 1
+    variance = statistics.variance(values) if len(values) >= 2 else None
+    return len(values), variance, unusable
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_trial_figures_agree_with_the_rules_for_every_form_of_value(
+    stub: ExperimentServiceAsyncStub, seed: int
+) -> None:
+    random = Random(seed)
+    # Usable periods only: the count and the variance.
+    rows = [_row(random, _USABLE_PERIODS) for _ in range(30)]
+    # The two compared: the best of them is the one of the 9.0s.
+    rows.append(({"sharpe": -1.0, "daily_sharpe": -1.0}, {}))
+    rows.append(({"sharpe": 9.0, "daily_sharpe": 9.0, "n_obs": 400}, {}))
+    ids = [await create(stub, metrics=m, parameters=p) for m, p in rows]
+    response = await compare(stub, [ids[-2], ids[-1]])
+    for key in ("sharpe", "daily_sharpe"):
+        count, variance, unusable = _expected(rows, key)
+        assert unusable == 0
+        figures = response.selection[key]
+        assert figures.experiment_id == ids[-1]
+        assert figures.trials == count
+        assert figures.sharpe_variance == pytest.approx(variance, rel=1e-12)
+    # Then unusable ones too: counted, named in the reason, no variance.
+    more = [_row(random, _UNUSABLE_PERIODS) for _ in range(10)]
+    more.append(({"sharpe": 1.0, "daily_sharpe": 1.0}, {"periods_per_year": "weekly"}))
+    for metrics, parameters in more:
+        await create(stub, metrics=metrics, parameters=parameters)
+    response = await compare(stub, [ids[-2], ids[-1]])
+    for key in ("sharpe", "daily_sharpe"):
+        count, _, unusable = _expected(rows + more, key)
+        figures = response.selection[key]
+        assert figures.trials == count
+        assert not figures.HasField("sharpe_variance")
+        assert f"{unusable} experiment(s) of the strategy" in figures.reason
