@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import grpc
 import orjson
@@ -142,7 +142,7 @@ class OneWritePerStep:
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         # Everything else (is_closing, get_extra_info, pause_reading, ...)
         # is the transport's own.
         return getattr(self._transport, name)

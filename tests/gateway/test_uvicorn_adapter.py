@@ -90,3 +90,57 @@ async def test_with_the_adapter_a_refused_request_gets_the_contract_body() -> No
         await server.stop()
     assert refused.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b'"code":3' in refused
+
+
+class _Recorded(asyncio.Transport):
+    """A transport that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_write_buffer_size(self) -> int:
+        return 7
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 5) if name == "peername" else default
+
+
+async def test_what_one_step_writes_goes_out_as_one_write() -> None:
+    below = _Recorded()
+    joined = uvicorn_adapter.OneWritePerStep(below, asyncio.get_running_loop())
+    joined.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    joined.write(b"{}")
+    assert below.writes == []
+    assert joined.get_write_buffer_size() == 7 + 40
+    await asyncio.sleep(0)  # the next step of the loop
+    assert below.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    # The next step's writes are a write of their own.
+    joined.write(b"next")
+    await asyncio.sleep(0)
+    assert below.writes[1:] == [b"next"]
+    # Everything else is the transport's own.
+    assert joined.get_extra_info("peername") == ("127.0.0.1", 5)
+
+
+async def test_close_sends_what_is_pending_first_and_nothing_after() -> None:
+    below = _Recorded()
+    joined = uvicorn_adapter.OneWritePerStep(below, asyncio.get_running_loop())
+    joined.write(b"head")
+    joined.write(b"body")
+    joined.close()
+    assert below.writes == [b"headbody"]
+    assert below.closed
+    joined.write(b"late")
+    await asyncio.sleep(0)
+    assert below.writes == [b"headbody"]
