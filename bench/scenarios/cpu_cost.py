@@ -21,6 +21,13 @@ PostgreSQL backends serving the side's connections, told apart by client
 port (`bench.cpu`). Only the side under load runs queries; the others sit
 idle, their counters not read.
 
+For GET, a fourth side shows the design's floor: the gateway in front of a
+gRPC upstream that does no work (`bench.grpc_stub`, answering
+experiments_svc's own serialized answer for one of the rows), with both
+processes' CPU: the HTTP side, the transcoding and the gRPC hop with no
+database and no conversion in the service. The stack cannot spend less
+than that on a GET.
+
 Targets (issue 18): CPU per request of the stack (its processes and its
 backends) <= 0.8x each baseline's; req/s >= 1.0x the two-worker baseline's;
 GET p99/p50 <= 3 in every round, and the spread of GET p99 across rounds
@@ -38,14 +45,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from grpc import aio
 from sqlalchemy.engine import make_url
 
 from bench.alternate import rotate
 from bench.context import Context
 from bench.cpu import Backends, Tally, descendants, parent_pids, per_request_ms, process_cpu
 from bench.database import asyncpg_dsn
+from bench.grpc_stub import GET_EXPERIMENT
 from bench.processes import BenchProcess, stopping
 from bench.report import Row, ratio_text
+from bench.scenarios.limits import gateway_on_stub
 from bench.scenarios.seed_design import (
     GET_ROUTE,
     ROWS,
@@ -57,6 +67,7 @@ from bench.scenarios.seed_design import (
 from bench.stack import running_stack
 from bench.stats import ratios, summarize
 from bench.wrk import Request, run_wrk, write_requests
+from research.experiments.v1 import experiments_pb2
 
 COMPARE_ROUTE = "POST /api/v1/experiments/compare (10 ids)"
 COMPARED = 10
@@ -70,6 +81,7 @@ SAMPLE_EVERY = 0.05
 STACK = "stack"
 ONE_WORKER = "baseline, 1 worker"
 TWO_WORKERS = "baseline, 2 workers"
+FLOOR = "gateway on a no-op upstream"
 
 
 @dataclass(frozen=True)
@@ -276,13 +288,52 @@ def _report(context: Context, route: str, sides: dict[str, list[CpuRound]]) -> d
             else None,
         )
     )
+    floor: dict[str, Any] = {}
+    if FLOOR in sides:
+        bottom = sides[FLOOR]
+        floor = {"cpu_floor_over_2_workers": _floor_row(context, route, bottom, two, cpu_two)}
     return {
         **{label: _side_figures(rounds) for label, rounds in sides.items()},
+        **floor,
         "cpu_stack_over_1_worker": cpu_one,
         "cpu_stack_over_2_workers": cpu_two,
         "rps_stack_over_1_worker": rate_one,
         "rps_stack_over_2_workers": rate_two,
     }
+
+
+def _floor_row(
+    context: Context,
+    route: str,
+    floor: Sequence[CpuRound],
+    two: Sequence[CpuRound],
+    stack_over_two: dict[str, float],
+) -> dict[str, float]:
+    """The floor's CPU per request against the two-worker baseline's whole
+    request, in the same rounds: no change to experiments_svc can bring the
+    stack's ratio below it."""
+    share = summarize(ratios([r.total_ms for r in floor], [r.total_ms for r in two]))
+    context.report.add(
+        Row(
+            "10 cpu",
+            f"{route}: the design's floor, {_cpu_text('gateway on a no-op upstream', floor)}, "
+            f"against the 2-worker baseline's whole request (stack "
+            f"{ratio_text(stack_over_two)})",
+            ratio_text(share),
+            f"the stack's CPU target needs <= {CPU_TARGET}x",
+            None,
+        )
+    )
+    return share
+
+
+async def _stored_reply(address: str, experiment_id: str) -> bytes:
+    """experiments_svc's own serialized GetExperiment answer for one row."""
+    request = experiments_pb2.GetExperimentRequest(experiment_id=experiment_id)
+    async with aio.insecure_channel(address) as channel:
+        call = channel.unary_unary(GET_EXPERIMENT, None, None)  # bytes in, bytes out
+        reply: bytes = await call(request.SerializeToString(), timeout=5)
+    return reply
 
 
 def _loadavg() -> str:
@@ -318,12 +369,17 @@ async def run(context: Context) -> None:
                     await asyncio.to_thread(
                         _same_compare, stack.gateway_url, baseline_url, requests[COMPARE_ROUTE][0]
                     )
+                reply = await _stored_reply(stack.experiments_address, ids[0])
+                floor_url, floor = await gateway_on_stub(reply, context.work, started)
                 sides = [
                     Side(STACK, stack.gateway_url, [stack.gateway, stack.experiments]),
                     Side(ONE_WORKER, one_url, [one]),
                     Side(TWO_WORKERS, two_url, [two]),
                 ]
                 for route, requests_file in files.items():
+                    measured_sides = sides + (
+                        [Side(FLOOR, floor_url, floor)] if route == GET_ROUTE else []
+                    )
                     measured = await rotate(
                         [
                             partial(
@@ -335,12 +391,13 @@ async def run(context: Context) -> None:
                                 probe=probe,
                                 database_port=database_port,
                             )
-                            for side in sides
+                            for side in measured_sides
                         ],
                         options.rounds,
                     )
                     by_side = {
-                        side.label: rounds for side, rounds in zip(sides, measured, strict=True)
+                        side.label: rounds
+                        for side, rounds in zip(measured_sides, measured, strict=True)
                     }
                     figures[route] = _report(context, route, by_side)
         finally:

@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
@@ -24,7 +25,7 @@ from bench.context import Context
 from bench.database import bench_database, fetch_ids, load_rows
 from bench.grpc_load import run_grpc_load
 from bench.grpc_stub import ECHO, GET_EXPERIMENT
-from bench.processes import spawn, stopping
+from bench.processes import BenchProcess, spawn, stopping
 from bench.report import Row, ratio_text
 from bench.wrk import Request, run_wrk, write_requests
 from research.experiments.v1 import experiments_pb2
@@ -63,33 +64,43 @@ def _fetch(url: str) -> bytes:
     return body
 
 
-async def _gateway_vs_bare(context: Context) -> None:
-    options = context.options
-    reply = context.work / "reply.bin"
-    reply.write_bytes(_fixed_reply())
+async def gateway_on_stub(
+    reply: bytes, work: Path, started: list[BenchProcess]
+) -> tuple[str, list[BenchProcess]]:
+    """The gateway in front of `bench.grpc_stub` answering every
+    GetExperiment with `reply` (serialized): its URL, and the gateway and
+    stub processes (appended to `started` too, to be stopped with it)."""
+    reply_file = work / "reply.bin"
+    reply_file.write_bytes(reply)
     stub_address = f"127.0.0.1:{free_port()}"
     gateway_address = f"127.0.0.1:{free_port()}"
+    stub = await spawn(
+        "grpc_stub",
+        ["-m", "bench.grpc_stub"],
+        {"STUB_ADDR": stub_address, "STUB_REPLY_FILE": str(reply_file)},
+        work,
+    )
+    started.append(stub)
+    await stub.wait_grpc(stub_address)
+    gateway = await spawn(
+        "gateway_on_stub",
+        ["-m", "gateway"],
+        {"GATEWAY_ADDR": gateway_address, "EXPERIMENTS_ADDR": stub_address},
+        work,
+    )
+    started.append(gateway)
+    await gateway.wait_http(f"http://{gateway_address}/healthz")
+    return f"http://{gateway_address}", [gateway, stub]
+
+
+async def _gateway_vs_bare(context: Context) -> None:
+    options = context.options
     bare_address = f"127.0.0.1:{free_port()}"
     path = f"/api/v1/experiments/{uuid.uuid4()}"
     requests = write_requests([Request("GET", path)], context.work)
     async with stopping([]) as started:
-        stub = await spawn(
-            "grpc_stub",
-            ["-m", "bench.grpc_stub"],
-            {"STUB_ADDR": stub_address, "STUB_REPLY_FILE": str(reply)},
-            context.work,
-        )
-        started.append(stub)
-        await stub.wait_grpc(stub_address)
-        gateway = await spawn(
-            "gateway_on_stub",
-            ["-m", "gateway"],
-            {"GATEWAY_ADDR": gateway_address, "EXPERIMENTS_ADDR": stub_address},
-            context.work,
-        )
-        started.append(gateway)
-        await gateway.wait_http(f"http://{gateway_address}/healthz")
-        body = await asyncio.to_thread(_fetch, f"http://{gateway_address}{path}")
+        gateway_url, _ = await gateway_on_stub(_fixed_reply(), context.work, started)
+        body = await asyncio.to_thread(_fetch, f"{gateway_url}{path}")
         body_file = context.work / "body.json"
         body_file.write_bytes(body)
         bare = await spawn(
@@ -107,7 +118,7 @@ async def _gateway_vs_bare(context: Context) -> None:
             connections=options.connections,
         )
         rounds = await alternate(
-            partial(measure, f"http://{gateway_address}"),
+            partial(measure, gateway_url),
             partial(measure, f"http://{bare_address}"),
             options.rounds,
         )
