@@ -115,7 +115,7 @@ class TrackingBackend:
         # Run search and bulk histories straight over REST when MLflow is a
         # server (run_search, histories).
         self._rest = rest_requests(
-            settings.tracking_uri, settings.direct_http, settings.mlflow_timeout
+            settings.tracking_uri, direct=settings.direct_http, timeout=settings.mlflow_timeout
         )
         self._post_search = None if self._rest is None else search_with(self._rest)
         self._get_run = None if self._rest is None else get_with(self._rest)

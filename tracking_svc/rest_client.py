@@ -77,13 +77,13 @@ class KeptAliveRest:
     def __init__(self, credentials: MlflowHostCreds, timeout: float) -> None:
         parts = urlsplit(credentials.host)
         self._host = credentials.host.rstrip("/")
-        self._https = parts.scheme == "https"
         self._hostname = parts.hostname or ""
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
         self._timeout = timeout
         self._authorization = _authorization(credentials)
-        self._tls = _tls_context(credentials) if self._https else None
+        # None: plain HTTP.
+        self._tls = _tls_context(credentials) if parts.scheme == "https" else None
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: set[http.client.HTTPConnection] = set()

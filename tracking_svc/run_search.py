@@ -30,9 +30,6 @@ log = logging.getLogger("tracking.mlflow")
 
 ENDPOINT = "/api/2.0/mlflow/runs/search"
 GET_ENDPOINT = "/api/2.0/mlflow/runs/get"
-# The timeout of one request to the tracking server, in seconds, when the
-# caller names none (tracking_svc's own is MLFLOW_TIMEOUT's).
-DIRECT_TIMEOUT = 4.0
 # MLflow's SQL stores keep ±inf as the largest finite double.
 _INF_STAND_IN = 1.7976931348623157e308
 # How protobuf's JSON writes the floats JSON has no number for.
@@ -142,9 +139,7 @@ Post = Callable[[dict[str, Any]], RunsPage]
 Rest = Callable[..., bytes]
 
 
-def rest_requests(
-    tracking_uri: str, direct: bool = True, timeout: float = DIRECT_TIMEOUT
-) -> Rest | None:
+def rest_requests(tracking_uri: str, *, direct: bool, timeout: float) -> Rest | None:
     """A function that sends one request to the tracking server at
     `tracking_uri`: over kept-alive connections of its own (`direct`, each
     request's timeout `timeout` seconds or what is left of its call) when

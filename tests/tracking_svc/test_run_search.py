@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from testbed.mlflow_server import MlflowServer
 from tests.fixtures.mlflow import Seeded
 from tests.tracking_svc.conftest import Backend
+from tracking_svc.config import Settings
 from tracking_svc.rest_client import KeptAliveRest
 from tracking_svc.run_search import (
     Rest,
@@ -31,7 +32,9 @@ from tracking_svc.run_search import (
 def send(request: pytest.FixtureRequest, mlflow_server: MlflowServer) -> Iterator[Rest]:
     """Requests to the session's `mlflow server` over each transport:
     tracking_svc's own connections, and MLflow's `http_request`."""
-    rest = rest_requests(mlflow_server.url, direct=request.param == "direct")
+    rest = rest_requests(
+        mlflow_server.url, direct=request.param == "direct", timeout=Settings().mlflow_timeout
+    )
     assert rest is not None
     assert isinstance(rest, KeptAliveRest) == (request.param == "direct")
     yield rest
@@ -104,8 +107,8 @@ def test_rows_of_reads_every_form_of_protobufs_json() -> None:
 
 
 def test_a_local_store_has_no_rest_search() -> None:
-    assert rest_requests("sqlite:///x.db") is None
-    assert rest_requests("file:///tmp/mlruns") is None
+    for uri in ("sqlite:///x.db", "file:///tmp/mlruns"):
+        assert rest_requests(uri, direct=True, timeout=1.0) is None
 
 
 def test_a_run_read_over_rest_equals_the_clients(
