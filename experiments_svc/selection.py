@@ -116,7 +116,8 @@ def trials_query(table: Table, dialect: str, keys: tuple[str, ...]) -> Any:
     (the best's) keeps the one-pass variance exact to rounding.
 
     Each row's JSON is read once, in the innermost SELECT: the type and
-    text of periods_per_year and of each metric. The next works out
+    text of periods_per_year (on SQLite its value too) and the type and
+    value of each metric (`_json_number`). The next works out
     periods_per_year (1.0 when absent or null, the number, a decimal
     string's number, else NULL: unusable, as is a number <= 0), the next
     each x, and the outermost sums them. The inner two end in OFFSET 0 so
@@ -132,17 +133,21 @@ def trials_query(table: Table, dialect: str, keys: tuple[str, ...]) -> Any:
     read = [
         json_kind(dialect, table.c.parameters, PERIODS_PER_YEAR).label("periods_kind"),
         table.c.parameters[PERIODS_PER_YEAR].as_string().label("periods_text"),
-        _json_number(dialect, table.c.parameters, PERIODS_PER_YEAR).label("periods_number"),
     ]
+    if dialect != "postgresql":  # on PostgreSQL the number is read from the text
+        read.append(
+            _json_number(dialect, table.c.parameters, PERIODS_PER_YEAR).label("periods_number")
+        )
     for index, key in enumerate(keys):
         read += [
             json_kind(dialect, table.c.metrics, key).label(f"kind_{index}"),
             _json_number(dialect, table.c.metrics, key).label(f"number_{index}"),
         ]
     rows = select(*read).where(table.c.strategy_id == bindparam(STRATEGY)).offset(0).subquery()
+    periods_number = rows.c.get("periods_number", rows.c.periods_text)
     periods = case(
         (rows.c.periods_kind.in_(("missing", "null")), literal(1.0)),
-        (rows.c.periods_kind.in_(numbers), cast(rows.c.periods_number, Float)),
+        (rows.c.periods_kind.in_(numbers), cast(periods_number, Float)),
         # Nested, so that the cast never sees a string the test refused.
         (
             rows.c.periods_kind.in_(strings),
@@ -153,7 +158,8 @@ def trials_query(table: Table, dialect: str, keys: tuple[str, ...]) -> Any:
         ),
         else_=None,
     )
-    scaled = select(periods.label("periods"), *rows.c).offset(0).subquery()
+    metrics = [rows.c[f"{part}_{i}"] for i in range(len(keys)) for part in ("kind", "number")]
+    scaled = select(periods.label("periods"), *metrics).offset(0).subquery()
     usable_periods = scaled.c.periods > 0
     root = func.sqrt(scaled.c.periods, type_=Float)
     per_row: list[ColumnElement[Any]] = []
