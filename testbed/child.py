@@ -13,13 +13,13 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from testbed.started import Started
 
 STOP_TIMEOUT = 10.0
 
 
-class ChildServer:
+class ChildServer(Started):
     """Subclasses give `command()` and `ready()`, name themselves in `name`,
     and raise `error` (a RuntimeError) when the server does not come up."""
 
@@ -116,18 +116,3 @@ class ChildServer:
         self._signal_group(signal.SIGKILL)
         self._process.wait(STOP_TIMEOUT)
         self._process = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        raise NotImplementedError

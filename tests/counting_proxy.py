@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+
+from testbed.started import Started
 
 # Headers that belong to one connection, not to the request (RFC 9110 §7.6.1);
 # Host is set anew for the upstream connection.
@@ -42,7 +43,7 @@ class Request:
     path: str  # with the query string
 
 
-class CountingProxy:
+class CountingProxy(Started):
     """Forwards to `upstream_port` on 127.0.0.1; `url` is what clients use."""
 
     def __init__(self, upstream_port: int) -> None:
@@ -111,18 +112,6 @@ class CountingProxy:
             self._thread.join()
             self._thread = None
         self._server.server_close()
-
-    def __enter__(self) -> CountingProxy:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _begin(self, request: Request) -> float:
         with self._lock:
