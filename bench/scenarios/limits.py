@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -22,9 +23,9 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from bench.alternate import alternate
 from bench.context import Context
-from bench.database import bench_database, fetch_ids, load_rows
+from bench.database import asyncpg_dsn, bench_database, fetch_ids, load_rows
 from bench.grpc_load import run_grpc_load
-from bench.grpc_stub import ECHO, GET_EXPERIMENT
+from bench.grpc_stub import ECHO, GET_EXPERIMENT, write_replies
 from bench.processes import BenchProcess, spawn, stopping
 from bench.report import Row, ratio_text
 from bench.wrk import Request, run_wrk, write_requests
@@ -65,25 +66,30 @@ def _fetch(url: str) -> bytes:
 
 
 async def gateway_on_stub(
-    reply: bytes, work: Path, started: list[BenchProcess]
+    replies: Mapping[str, bytes],
+    work: Path,
+    started: list[BenchProcess],
+    *,
+    database_url: str | None = None,
+    name: str = "",
 ) -> tuple[str, list[BenchProcess]]:
-    """The gateway in front of `bench.grpc_stub` answering every
-    GetExperiment with `reply` (serialized): its URL, and the gateway and
-    stub processes (appended to `started` too, to be stopped with it)."""
-    reply_file = work / "reply.bin"
-    reply_file.write_bytes(reply)
+    """The gateway in front of `bench.grpc_stub` answering each gRPC method
+    of `replies` with its fixed (serialized) answer, after reading the rows
+    the request names from `database_url` when one is given: its URL, and
+    the gateway and stub processes (appended to `started` too, to be stopped
+    with it). `name` tells apart the processes (and logs) of two such pairs."""
+    folder = work / f"replies{name}"
+    write_replies(folder, replies)
     stub_address = f"127.0.0.1:{free_port()}"
     gateway_address = f"127.0.0.1:{free_port()}"
-    stub = await spawn(
-        "grpc_stub",
-        ["-m", "bench.grpc_stub"],
-        {"STUB_ADDR": stub_address, "STUB_REPLY_FILE": str(reply_file)},
-        work,
-    )
+    environment = {"STUB_ADDR": stub_address, "STUB_REPLY_DIR": str(folder)}
+    if database_url is not None:
+        environment["STUB_DATABASE_URL"] = asyncpg_dsn(database_url)
+    stub = await spawn(f"grpc_stub{name}", ["-m", "bench.grpc_stub"], environment, work)
     started.append(stub)
     await stub.wait_grpc(stub_address)
     gateway = await spawn(
-        "gateway_on_stub",
+        f"gateway_on_stub{name}",
         ["-m", "gateway"],
         {"GATEWAY_ADDR": gateway_address, "EXPERIMENTS_ADDR": stub_address},
         work,
@@ -99,7 +105,9 @@ async def _gateway_vs_bare(context: Context) -> None:
     path = f"/api/v1/experiments/{uuid.uuid4()}"
     requests = write_requests([Request("GET", path)], context.work)
     async with stopping([]) as started:
-        gateway_url, _ = await gateway_on_stub(_fixed_reply(), context.work, started)
+        gateway_url, _ = await gateway_on_stub(
+            {GET_EXPERIMENT: _fixed_reply()}, context.work, started
+        )
         body = await asyncio.to_thread(_fetch, f"{gateway_url}{path}")
         body_file = context.work / "body.json"
         body_file.write_bytes(body)
