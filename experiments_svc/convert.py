@@ -27,16 +27,23 @@ def has_field(message: Message, name: str) -> bool:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+def _timestamp_fields(value: datetime) -> Any:
+    """A Timestamp's fields, for a message constructor: given as a dict, the
+    field is filled in place, where a built Timestamp would be built and
+    then copied (half the cost, per time of every row). Typed Any: the stubs
+    know only the Timestamp form of the argument."""
     # The same seconds and nanos as Timestamp.FromDatetime (which also reads
     # a naive datetime as UTC), without its detour through a time tuple and
-    # calendar.timegm: a third of the cost, twice per row of every list.
+    # calendar.timegm: a third of the cost.
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH
-    return timestamp_pb2.Timestamp(
-        seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000
-    )
+    return {"seconds": delta.days * 86400 + delta.seconds, "nanos": delta.microseconds * 1000}
+
+
+def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    fields: dict[str, int] = _timestamp_fields(value)
+    return timestamp_pb2.Timestamp(**fields)
 
 
 def _fill(struct: struct_pb2.Struct, values: Mapping[str, Any]) -> None:
@@ -63,8 +70,8 @@ def to_proto(record: Record) -> experiments_pb2.Experiment:
         id=str(record["id"]),
         strategy_id=str(record["strategy_id"]),
         artifacts=record["artifacts"],
-        created_at=_timestamp(record["created_at"]),
-        updated_at=_timestamp(record["updated_at"]),
+        created_at=_timestamp_fields(record["created_at"]),
+        updated_at=_timestamp_fields(record["updated_at"]),
         revision=record["revision"],
         etag=etag_of(record["id"], record["revision"]),
         **{name: record[name] for name in OPTIONAL_TEXT_FIELDS if record[name] is not None},
@@ -149,7 +156,7 @@ def revision_to_proto(row: Record) -> experiments_pb2.ExperimentRevision:
         action=row["action"],
         experiment=to_proto(from_snapshot(row["experiment"])),
         changed_fields=row["changed_fields"],
-        recorded_at=_timestamp(row["recorded_at"]),
+        recorded_at=_timestamp_fields(row["recorded_at"]),
     )
     for name in ("actor", "request_id"):
         if row[name] is not None:
