@@ -6,8 +6,10 @@ with its session, adapters and hooks: 1.6 ms a call more than a kept-alive
 `http.client` connection to the same server, on a `runs/get` that the
 server itself answers in 6-8 ms (BENCHMARKS.md, "The façade's own HTTP
 client"). This client sends what `http_request` would: the headers of
-MLflow's request-header providers (asked at every request, as MLflow
-does), Basic or Bearer credentials, and the same TLS settings (the CA
+MLflow's request-header providers (asked once when only MLflow's own
+built-in providers are registered and none of them is Databricks', whose
+answer is then a constant; else at every request, as MLflow does), Basic
+or Bearer credentials, and the same TLS settings (the CA
 bundle requests would use, MLFLOW_TRACKING_INSECURE_TLS, a client
 certificate). A refusal is read by MLflow's own `verify_rest_response`, so
 it is the same MlflowException, and a connection failure or a timeout is
@@ -40,6 +42,13 @@ from urllib.request import getproxies, proxy_bypass
 import orjson
 import requests
 from mlflow.exceptions import MlflowException
+from mlflow.tracking.request_header import registry as header_registry
+from mlflow.tracking.request_header.databricks_request_header_provider import (
+    DatabricksRequestHeaderProvider,
+)
+from mlflow.tracking.request_header.default_request_header_provider import (
+    DefaultRequestHeaderProvider,
+)
 from mlflow.tracking.request_header.registry import resolve_request_headers
 from mlflow.utils.rest_utils import MlflowHostCreds, verify_rest_response
 
@@ -48,6 +57,8 @@ from tracking_svc.process import CALL_EXPIRES
 # Failures of a request on a kept-alive connection that the server may have
 # closed while it sat idle: nothing was answered, so the read is sent again.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+# MLflow's own request-header providers (see _fixed_request_headers).
+_BUILT_IN = {DatabricksRequestHeaderProvider, DefaultRequestHeaderProvider}
 
 
 def direct_rest(credentials: MlflowHostCreds, timeout: float) -> KeptAliveRest | None:
@@ -82,6 +93,7 @@ class KeptAliveRest:
         self._prefix = parts.path.rstrip("/")
         self._timeout = timeout
         self._authorization = _authorization(credentials)
+        self._fixed_headers = _fixed_request_headers()
         # None: plain HTTP.
         self._tls = _tls_context(credentials) if parts.scheme == "https" else None
         self._local = threading.local()
@@ -99,7 +111,10 @@ class KeptAliveRest:
         path = self._prefix + endpoint
         if params:
             path += "?" + urlencode(params, doseq=True)
-        headers = dict(resolve_request_headers())  # type: ignore[no-untyped-call]
+        if self._fixed_headers is not None:
+            headers = dict(self._fixed_headers)
+        else:
+            headers = dict(resolve_request_headers())  # type: ignore[no-untyped-call]
         if self._authorization:
             headers["Authorization"] = self._authorization
         body = None
@@ -196,6 +211,30 @@ def _once(
     if response.will_close:
         connection.close()
     return response.status, content
+
+
+def _fixed_request_headers() -> dict[str, str] | None:
+    """The headers MLflow's request-header providers give, when they cannot
+    change for the life of this process; None when they must be asked at
+    every request.
+
+    Asking costs 40 us a request at rest and about 170 us measured inside
+    the service at one caller (the worker thread has just woken), most of
+    it the Databricks provider probing where it runs (BENCHMARKS.md, "Issue
+    18, third round"). The answer is constant when the registered providers
+    are exactly MLflow's two built-in ones and Databricks' is not in
+    context: the default one answers the client's fixed name and version,
+    and whether this process runs on Databricks does not change while it
+    runs. A provider of a plugin (an entry point) may answer differently
+    each time, so then every request asks, as MLflow's client does."""
+    providers = list(getattr(header_registry, "_request_header_provider_registry", None) or ())
+    if len(providers) != len(_BUILT_IN) or {type(p) for p in providers} != _BUILT_IN:
+        return None
+    for provider in providers:
+        if isinstance(provider, DatabricksRequestHeaderProvider) and provider.in_context():  # type: ignore[no-untyped-call]
+            return None
+    headers: dict[str, str] = resolve_request_headers()  # type: ignore[no-untyped-call]
+    return headers
 
 
 def _authorization(credentials: MlflowHostCreds) -> str | None:

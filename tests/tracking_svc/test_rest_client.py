@@ -20,10 +20,14 @@ from pathlib import Path
 
 import pytest
 from mlflow.exceptions import MlflowException, RestException
+from mlflow.tracking.request_header import registry as header_registry
+from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
+from mlflow.tracking.request_header.registry import resolve_request_headers
 from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import MlflowHostCreds, http_request, verify_rest_response
 
 from tests.certificates import make_certificates
+from tracking_svc import rest_client
 from tracking_svc.process import CALL_EXPIRES
 from tracking_svc.rest_client import KeptAliveRest, direct_rest
 
@@ -182,6 +186,49 @@ def test_it_sends_what_mlflows_client_sends(
         assert mine.headers.get("authorization") == authorization
     assert ours[0].path == f"{ENDPOINT}?run_id=a&run_id=b"
     assert ours[1].headers["content-type"] == "application/json"
+
+
+class _CountingProvider(RequestHeaderProvider):
+    """A plugin's provider whose answer changes at every request."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def in_context(self) -> bool:
+        return True
+
+    def request_headers(self) -> dict[str, str]:
+        self.asked += 1
+        return {"X-Asked": str(self.asked)}
+
+
+def test_mlflows_own_headers_are_asked_for_once(
+    recorder: Recorder, port: int, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = resolve_request_headers()  # type: ignore[no-untyped-call]
+    client = connect(_url(port))
+    # Only MLflow's built-in providers are registered: their answer is a
+    # constant, read when the client was made.
+    monkeypatch.setattr(rest_client, "resolve_request_headers", _not_asked)
+    for _ in range(2):
+        client("GET", ENDPOINT, params={"run_id": "r1"})
+    for seen in recorder.seen:
+        assert {k: seen.headers[k.lower()] for k in expected} == expected
+
+
+def _not_asked() -> dict[str, str]:
+    raise AssertionError("the built-in providers' headers were asked for again")
+
+
+def test_a_plugins_headers_are_asked_for_at_every_request(
+    recorder: Recorder, port: int, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    providers = header_registry._request_header_provider_registry
+    monkeypatch.setattr(providers, "_registry", [*providers, _CountingProvider()])
+    client = connect(_url(port))
+    for _ in range(3):
+        client("GET", ENDPOINT, params={"run_id": "r1"})
+    assert [seen.headers["x-asked"] for seen in recorder.seen] == ["1", "2", "3"]
 
 
 def test_a_path_prefix_of_the_tracking_uri_is_kept(
