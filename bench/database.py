@@ -17,11 +17,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg  # the service's own driver
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
 
+from experiments_svc import trial_sums
 from experiments_svc.db import create_engine
 from experiments_svc.migrate import migrate
+from experiments_svc.models import TrialSumRow
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STRATEGIES = 100
@@ -98,15 +100,27 @@ FROM generate_series($1::bigint, $2::bigint) AS i
 """
 
 
+TRIAL_SUMS = TrialSumRow.__tablename__
+
+
 async def load_rows(url: str, first: int, last: int) -> None:
     """Rows `first`..`last` (inclusive), in one server-side statement; then
-    ANALYZE so the planner knows the table's new size."""
+    ANALYZE so the planner knows the table's new size, and the trial sums
+    worked out again (they are kept by the service's writes, which these
+    rows bypass), where the schema has them."""
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await connection.execute(_LOAD, first, last, timeout=900)
         await connection.execute("ANALYZE experiments")
     finally:
         await connection.close()
+    engine = create_engine(url, timeout=900)
+    try:
+        async with engine.begin() as sums:
+            if await sums.run_sync(lambda bind: inspect(bind).has_table(TRIAL_SUMS)):
+                await sums.run_sync(trial_sums.rebuild)
+    finally:
+        await engine.dispose()
 
 
 async def fetch_ids(url: str, count: int) -> list[str]:

@@ -78,7 +78,7 @@ async def _selection(
     store: ExperimentStore, records: Mapping[str, Record], best: Mapping[str, str | None]
 ) -> dict[str, selection.Figures]:
     """The deflated Sharpe ratio of every Sharpe metric's best experiment:
-    one query per strategy for all of its metrics."""
+    one read of the trial sums per strategy for all of its metrics."""
     found: dict[str, selection.Figures] = {}
     # Strategy -> metric -> the best experiment's per-observation Sharpe.
     wanted: dict[uuid.UUID, dict[str, float]] = defaultdict(dict)
@@ -93,14 +93,19 @@ async def _selection(
             found[key] = selection.Figures(experiment_id=best_id, reason=str(undefined))
             continue
         wanted[record["strategy_id"]][key] = sharpe
-    for strategy_id, shifts in wanted.items():
-        trials = await store.trials(strategy_id, shifts)
-        for key, sharpe in shifts.items():
+    for strategy_id, sharpes in wanted.items():
+        trials = await store.trials(strategy_id)
+        for key, sharpe in sharpes.items():
             best_id = str(best[key])
             found[key] = selection.figures(
-                best_id, sharpe, records[best_id]["metrics"], trials[key]
+                best_id, sharpe, records[best_id]["metrics"], trials.get(key, _NO_TRIALS)
             )
     return found
+
+
+# A metric with no trials at all: impossible for a best experiment's own
+# metric once its write has landed, but a compare must not fail on it.
+_NO_TRIALS = selection.Trials(0, None, 0)
 
 
 def _text(value: Any) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from experiments_svc.config import DEFAULT_POOL_SIZE, Settings
+from experiments_svc.trial_sums import exact_add
 from research_common.config import ConfigError
 from research_common.errors import InvalidArgument, ServiceError, Unavailable
 
@@ -159,23 +159,12 @@ def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        try:
-            cursor.execute("SELECT sqrt(4.0)")
-        except Exception:
-            # SQLite's math functions are a compile-time option; the
-            # compare's trial statistics need sqrt (experiments_svc.selection).
-            dbapi_connection.create_function("sqrt", 1, _sqrt, deterministic=True)
+        # The trial sums' exact decimals are text on SQLite, added by this
+        # (experiments_svc.trial_sums).
+        dbapi_connection.create_function("exact_add", 2, exact_add, deterministic=True)
         cursor.close()
 
     return engine
-
-
-def _sqrt(value: float | None) -> float | None:
-    """SQLite's sqrt where the library lacks it: NULL for NULL or a
-    negative number, as the built-in answers."""
-    if value is None or value < 0:
-        return None
-    return math.sqrt(value)
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -13,8 +13,10 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Index,
+    Numeric,
     PrimaryKeyConstraint,
     String,
+    Text,
     TypeDecorator,
     Uuid,
 )
@@ -23,6 +25,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+# An exact decimal of any size: PostgreSQL's unconstrained numeric; SQLite
+# has none (its NUMERIC is a double), so there it is the decimal's text.
+ExactDecimal = Numeric(asdecimal=True).with_variant(Text(), "sqlite")
 
 # Lineage written when the experiment is recorded and never changed after.
 VERSION_FIELDS = ("dataset_version", "feature_version", "model_version", "git_commit_hash")
@@ -123,3 +129,23 @@ class ExperimentRevisionRow(Base):
     __table_args__ = (
         PrimaryKeyConstraint("experiment_id", "revision", name="pk_experiment_revisions"),
     )
+
+
+class TrialSumRow(Base):
+    """The trials of one Sharpe-named metric of one strategy, deleted
+    experiments included, kept by every write (experiments_svc.trial_sums):
+    how many experiments hold a usable value of it, how many hold a value
+    whose periods_per_year is unusable, and the exact sum and sum of squares
+    of the usable values per observation."""
+
+    __tablename__ = "strategy_trials"
+
+    strategy_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    metric_key: Mapped[str] = mapped_column(Text, nullable=False)
+    trials: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    unusable: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total: Mapped[Any] = mapped_column(ExactDecimal, nullable=False)
+    squares: Mapped[Any] = mapped_column(ExactDecimal, nullable=False)
+
+    # A compare reads a strategy's rows by the primary key's prefix.
+    __table_args__ = (PrimaryKeyConstraint("strategy_id", "metric_key", name="pk_strategy_trials"),)

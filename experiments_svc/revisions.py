@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, insert, literal, select
+from sqlalchemy import Insert, Table, Update, bindparam, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from experiments_svc.convert import Record, snapshot
@@ -42,13 +42,16 @@ async def write(
     change: Change,
     changed: Sequence[str],
     after: Update | None = None,
+    also: Insert | None = None,
 ) -> None:
     """Append the revision that `change` made `record` (the experiment as it
     stands after the change, at its new revision number). With `after`,
     the UPDATE that made the change, both go in one statement on
     PostgreSQL (`WITH changed AS (UPDATE …) INSERT … SELECT … FROM changed`):
     one round trip instead of two while the row is locked, which was most
-    of what a revision added to a PATCH (BENCHMARKS.md, scenario 9)."""
+    of what a revision added to a PATCH (BENCHMARKS.md, scenario 9). `also`,
+    another write of the change (the trial sums'), joins that statement on
+    PostgreSQL as a WITH of its own, which runs whether or not it is read."""
     values = {
         "experiment_id": record["id"],
         "revision": record["revision"],
@@ -59,18 +62,22 @@ async def write(
         "request_id": change.request_id,
         "recorded_at": change.at,
     }
-    if after is None:
-        await connection.execute(insert(_table).values(**values))
-        return
     if connection.dialect.name != "postgresql":  # no DML inside WITH
-        await connection.execute(after)
-        await connection.execute(insert(_table).values(**values))
+        for statement in (after, insert(_table).values(**values), also):
+            if statement is not None:
+                await connection.execute(statement)
         return
-    updated = after.returning(_table_of(after).c.id).cte("changed")
-    source = select(
-        *(literal(value, type_=_table.c[name].type) for name, value in values.items())
-    ).select_from(updated)
-    await connection.execute(insert(_table).from_select(list(values), source))
+    if after is None:
+        statement = insert(_table).values(**values)
+    else:
+        updated = after.returning(_table_of(after).c.id).cte("changed")
+        source = select(
+            *(literal(value, type_=_table.c[name].type) for name, value in values.items())
+        ).select_from(updated)
+        statement = insert(_table).from_select(list(values), source)
+    if also is not None:
+        statement = statement.add_cte(also.cte("also"))
+    await connection.execute(statement)
 
 
 def _table_of(statement: Update) -> Table:

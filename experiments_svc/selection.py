@@ -3,8 +3,8 @@ ratio of each Sharpe metric's best experiment.
 
 The audit trail is the one place that knows how many trials a strategy
 took, deleted ones included. The trial count and the variance of their
-Sharpe ratios are computed by the database, one query per strategy for all
-of its Sharpe metrics together, without loading the rows into Python; the
+Sharpe ratios come from sums kept per strategy and metric as experiments
+are written (experiments_svc.trial_sums), by the rules of this module; the
 formulas are `research_common.stats`.
 
 Every Sharpe figure is per return observation: an experiment's value is
@@ -17,19 +17,12 @@ it are null with a `reason`.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, cast, func, literal, not_, select
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import Float
-
-from experiments_svc.filtering import KINDS, json_kind
 from research_common import stats
 from research_common.stats import StatisticUndefined
 
@@ -40,7 +33,6 @@ KURTOSIS = "returns_kurtosis"
 # A decimal string `periods_per_year` may hold: short enough that every
 # database turns it into a double without overflow.
 _DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
-_DECIMAL_SQL = "^[0-9]{1,15}([.][0-9]{1,15})?$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +45,9 @@ class Trials:
 
 
 def periods_per_year(parameters: Mapping[str, Any]) -> float | None:
-    """The experiment's `periods_per_year` (None: absent, no scaling), by
-    the same rule as the SQL below; StatisticUndefined when it is present
-    but not a positive number."""
+    """The experiment's `periods_per_year` (None: absent or null, no
+    scaling); StatisticUndefined when it is present but not a positive
+    number."""
     value = parameters.get(PERIODS_PER_YEAR)
     if value is None:
         return None
@@ -69,130 +61,6 @@ def periods_per_year(parameters: Mapping[str, Any]) -> float | None:
             f"parameter {PERIODS_PER_YEAR} is not a positive number: {value!r}"
         )
     return number
-
-
-def _is_decimal(dialect: str, text: Any) -> Any:
-    """`text` is a decimal string periods_per_year may be (see _DECIMAL)."""
-    if dialect == "postgresql":
-        return text.regexp_match(_DECIMAL_SQL)
-    # SQLite has GLOB, not regular expressions: the same language.
-    return and_(
-        func.length(text) <= 31,
-        text.op("GLOB", is_comparison=True)("[0-9]*"),
-        not_(text.op("GLOB", is_comparison=True)("*[^0-9.]*")),
-        not_(text.op("GLOB", is_comparison=True)("*.*.*")),
-        not_(text.op("GLOB", is_comparison=True)("*.")),
-    )
-
-
-def _json_number(dialect: str, column: Any, key: str) -> Any:
-    """The entry `key` of a JSON column as what becomes its number once
-    cast to FLOAT, readable whatever its type (only a number's is used):
-    PostgreSQL's text of it (a cast there refuses other text), SQLite's
-    value (whose own cast never fails, and whose text of a REAL would keep
-    only 15 digits)."""
-    entry = column[key]
-    return entry.as_string() if dialect == "postgresql" else entry.as_float()
-
-
-# The bound parameter of trials_query that names the strategy.
-STRATEGY = "strategy"
-
-
-def trials_parameters(strategy_id: uuid.UUID, shifts: Mapping[str, float]) -> dict[str, Any]:
-    """The bound values of `trials_query(..., tuple(shifts))`."""
-    values: dict[str, Any] = {STRATEGY: strategy_id}
-    for index, shift in enumerate(shifts.values()):
-        values[f"shift_{index}"] = shift
-    return values
-
-
-@functools.lru_cache(maxsize=256)
-def trials_query(table: Table, dialect: str, keys: tuple[str, ...]) -> Any:
-    """One SELECT over every experiment of a strategy (deleted included)
-    giving, per metric key: the count of usable values x, the sums of
-    (x - shift) and (x - shift)², and the count of values whose
-    periods_per_year is unusable. Summing values shifted by one of them
-    (the best's) keeps the one-pass variance exact to rounding.
-
-    Each row's JSON is read once, in the innermost SELECT: the type and
-    text of periods_per_year (on SQLite its value too) and the type and
-    value of each metric (`_json_number`). The next works out
-    periods_per_year (1.0 when absent or null, the number, a decimal
-    string's number, else NULL: unusable, as is a number <= 0), the next
-    each x, and the outermost sums them. The inner two end in OFFSET 0 so
-    that PostgreSQL keeps them as steps instead of repeating each
-    expression where the next step uses it: written as one expression, the
-    type of periods_per_year was looked up nine times a row, and the query
-    took 2-3x as long (BENCHMARKS.md).
-
-    The strategy and the shifts are bound parameters (`trials_parameters`),
-    so the statement is built once per set of keys: building it was a
-    seventh of a compare's CPU in experiments_svc (bench.profile)."""
-    numbers, strings = KINDS[dialect]["number"], KINDS[dialect]["string"]
-    read = [
-        json_kind(dialect, table.c.parameters, PERIODS_PER_YEAR).label("periods_kind"),
-        table.c.parameters[PERIODS_PER_YEAR].as_string().label("periods_text"),
-    ]
-    if dialect != "postgresql":  # on PostgreSQL the number is read from the text
-        read.append(
-            _json_number(dialect, table.c.parameters, PERIODS_PER_YEAR).label("periods_number")
-        )
-    for index, key in enumerate(keys):
-        read += [
-            json_kind(dialect, table.c.metrics, key).label(f"kind_{index}"),
-            _json_number(dialect, table.c.metrics, key).label(f"number_{index}"),
-        ]
-    rows = select(*read).where(table.c.strategy_id == bindparam(STRATEGY)).offset(0).subquery()
-    periods_number = rows.c.get("periods_number", rows.c.periods_text)
-    periods = case(
-        (rows.c.periods_kind.in_(("missing", "null")), literal(1.0)),
-        (rows.c.periods_kind.in_(numbers), cast(periods_number, Float)),
-        # Nested, so that the cast never sees a string the test refused.
-        (
-            rows.c.periods_kind.in_(strings),
-            case(
-                (_is_decimal(dialect, rows.c.periods_text), cast(rows.c.periods_text, Float)),
-                else_=None,
-            ),
-        ),
-        else_=None,
-    )
-    metrics = [rows.c[f"{part}_{i}"] for i in range(len(keys)) for part in ("kind", "number")]
-    scaled = select(periods.label("periods"), *metrics).offset(0).subquery()
-    usable_periods = scaled.c.periods > 0
-    root = func.sqrt(scaled.c.periods, type_=Float)
-    per_row: list[ColumnElement[Any]] = []
-    for index in range(len(keys)):
-        is_number = scaled.c[f"kind_{index}"].in_(numbers)
-        value = cast(scaled.c[f"number_{index}"], Float)
-        x = case((and_(is_number, usable_periods), value / root), else_=None)
-        unusable = case((and_(is_number, not_(func.coalesce(usable_periods, False))), 1), else_=0)
-        per_row += [x.label(f"x_{index}"), unusable.label(f"u_{index}")]
-    values = select(*per_row).subquery()
-    columns: list[ColumnElement[Any]] = []
-    for index in range(len(keys)):
-        shifted = values.c[f"x_{index}"] - bindparam(f"shift_{index}", type_=Float)
-        columns += [
-            func.count(values.c[f"x_{index}"]).label(f"n_{index}"),
-            func.sum(shifted).label(f"s_{index}"),
-            func.sum(shifted * shifted).label(f"q_{index}"),
-            func.coalesce(func.sum(values.c[f"u_{index}"]), 0).label(f"u_{index}"),
-        ]
-    return select(*columns)
-
-
-def read_trials(row: Mapping[Any, Any], keys: Sequence[str]) -> dict[str, Trials]:
-    """The query's one row as Trials per key."""
-    found = {}
-    for index, key in enumerate(keys):
-        count = int(row[f"n_{index}"])
-        variance = None
-        if count >= 2:
-            total, squares = float(row[f"s_{index}"]), float(row[f"q_{index}"])
-            variance = max(0.0, (squares - total * total / count) / (count - 1))
-        found[key] = Trials(count, variance, int(row[f"u_{index}"]))
-    return found
 
 
 @dataclass(slots=True)

@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from experiments_svc import revisions as revision_log
+from experiments_svc import trial_sums
 from experiments_svc.convert import Record, etag_of, every_set_field, first_revision
 from experiments_svc.filtering import FilterCompiler
 from experiments_svc.models import ExperimentRow
 from experiments_svc.ordering import SortOrder
 from experiments_svc.revisions import Change
-from experiments_svc.selection import Trials, read_trials, trials_parameters, trials_query
+from experiments_svc.selection import Trials
 from research_common.errors import Aborted, AlreadyExists, FailedPrecondition, echo
 from research_common.ordering import OrderKey
 
@@ -92,7 +93,10 @@ class ExperimentStore:
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(insert(_table).values(**row))
-                await revision_log.write(connection, row, change, every_set_field(row))
+                sums = trial_sums.adding(
+                    self._engine.dialect.name, row["strategy_id"], trial_sums.change(None, row)
+                )
+                await revision_log.write(connection, row, change, every_set_field(row), also=sums)
         except exc.IntegrityError:
             request_id = record.get("request_id")
             first = await self.find_by_request_id(request_id) if request_id else None
@@ -124,17 +128,12 @@ class ExperimentStore:
             result = await connection.execute(query)
             return {row["id"]: row for row in result.mappings()}
 
-    async def trials(
-        self, strategy_id: uuid.UUID, shifts: Mapping[str, float]
-    ) -> dict[str, Trials]:
-        """The trial count and Sharpe variance of a strategy for each metric
-        of `shifts`, deleted experiments included, in one query
-        (experiments_svc.selection)."""
-        query = trials_query(_table, self._engine.dialect.name, tuple(shifts))
+    async def trials(self, strategy_id: uuid.UUID) -> dict[str, Trials]:
+        """The trial count and Sharpe variance of each Sharpe-named metric
+        of a strategy, deleted experiments included (experiments_svc.
+        trial_sums; a metric no experiment holds a number for is absent)."""
         async with self._reads.connect() as connection:
-            result = await connection.execute(query, trials_parameters(strategy_id, shifts))
-            row = result.mappings().one()
-        return read_trials(row, list(shifts))
+            return await trial_sums.read(connection, strategy_id)
 
     async def list(
         self,
@@ -260,5 +259,10 @@ async def _change(
     record = {**current, **values}
     changed = [name for name in values if name not in ("updated_at", "revision")]
     statement = update(_table).where(_table.c.id == current["id"]).values(**values)
-    await revision_log.write(connection, record, change, changed, after=statement)
+    sums = None
+    if "metrics" in values or "parameters" in values:
+        sums = trial_sums.adding(
+            connection.dialect.name, current["strategy_id"], trial_sums.change(current, record)
+        )
+    await revision_log.write(connection, record, change, changed, after=statement, also=sums)
     return record

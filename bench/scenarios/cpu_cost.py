@@ -12,7 +12,8 @@ Routes: GET /api/v1/experiments/{id}, the list of 100 of a strategy, and
 POST /api/v1/experiments/compare of 10 ids (rotating over consecutive
 groups of the newest experiments). The stack's compare does more than the
 seed's (param, lineage and selection diffs, with the selection's trial
-statistics from the database); the seed's is what it replaces.
+statistics read from the strategy's trial sums); the seed's is what it
+replaces.
 
 For each side and round: requests per second, p50 and p99 (wrk's), their
 ratio, and the CPU time per answered request of every process of the side

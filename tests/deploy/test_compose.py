@@ -850,6 +850,7 @@ def test_init_script_on_a_new_cluster(services: dict[str, dict[str, Any]], tmp_p
             ("alembic_version", "experiments"),
             ("experiment_revisions", "experiments"),
             ("experiments", "experiments"),
+            ("strategy_trials", "experiments"),
         ]
     finally:
         cluster.destroy()

@@ -1,10 +1,12 @@
 """CompareExperiments' research statistics (CONTRACT §11): every metric
 against a baseline, and the deflated Sharpe ratio of each Sharpe metric's
-best experiment with the trial count and variance the database computes,
-deleted experiments included. On SQLite and PostgreSQL."""
+best experiment with the trial count and variance kept as experiments are
+written (experiments_svc.trial_sums), deleted experiments included. On
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import statistics
 from random import Random
@@ -306,3 +308,67 @@ async def test_trial_figures_agree_with_the_rules_for_every_form_of_value(
         assert figures.trials == count
         assert not figures.HasField("sharpe_variance")
         assert f"{unusable} experiment(s) of the strategy" in figures.reason
+
+
+# The sums follow every write ----------------------------------------------
+
+
+async def _patch(
+    stub: ExperimentServiceAsyncStub,
+    experiment_id: str,
+    metrics: dict[str, Any],
+    parameters: dict[str, Any],
+) -> None:
+    experiment = pb.Experiment()
+    experiment.metrics.update(metrics)
+    experiment.parameters.update(parameters)
+    await stub.UpdateExperiment(
+        pb.UpdateExperimentRequest(
+            experiment_id=experiment_id,
+            experiment=experiment,
+            update_mask=field_mask_pb2.FieldMask(paths=["metrics", "parameters"]),
+        )
+    )
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_figures_follow_every_patch_exactly(
+    stub: ExperimentServiceAsyncStub, seed: int
+) -> None:
+    """Rows patched at random many times over (values changed, removed,
+    made unusable and usable again, other metrics touched) give the very
+    figures of the rows as they end up: the sums keep no trace of what was
+    taken out of them."""
+    random = Random(seed)
+    rows = [_row(random, _USABLE_PERIODS) for _ in range(12)]
+    ids = [await create(stub, metrics=m, parameters=p) for m, p in rows]
+    for _ in range(60):
+        index = random.randrange(len(rows))
+        metrics, parameters = _row(random, _USABLE_PERIODS + _UNUSABLE_PERIODS[:3])
+        metrics["n_obs"] = random.choice([250, 1000])
+        rows[index] = (metrics, parameters)
+        await _patch(stub, ids[index], metrics, parameters)
+    # Every row usable at the end, then two best-of rows compared.
+    for index, (metrics, _) in enumerate(rows):
+        rows[index] = (metrics, {"periods_per_year": 252})
+        await _patch(stub, ids[index], metrics, {"periods_per_year": 252})
+    rows.append(({"sharpe": -9.0, "daily_sharpe": -9.0}, {}))
+    rows.append(({"sharpe": 90.0, "daily_sharpe": 90.0, "n_obs": 400}, {}))
+    ids += [await create(stub, metrics=m, parameters=p) for m, p in rows[-2:]]
+    response = await compare(stub, ids[-2:])
+    for key in ("sharpe", "daily_sharpe"):
+        count, variance, unusable = _expected(rows, key)
+        figures = response.selection[key]
+        assert (figures.trials, unusable) == (count, 0)
+        assert figures.sharpe_variance == variance  # exactly: one rounding, as statistics'
+
+
+async def test_racing_creates_each_count_once(stub: ExperimentServiceAsyncStub) -> None:
+    values = [0.5 * n for n in range(24)]
+    ids = await asyncio.gather(
+        *(create(stub, metrics={"sharpe": v}, parameters={"periods_per_year": 4}) for v in values)
+    )
+    response = await compare(stub, list(ids[:2]))
+    figures = response.selection["sharpe"]
+    assert figures.trials == len(values)
+    assert figures.sharpe_variance == statistics.variance([v / 2 for v in values])

@@ -4,6 +4,8 @@ that predate them, and the trigger that keeps revisions append-only."""
 
 from __future__ import annotations
 
+import math
+import statistics
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -75,10 +77,15 @@ async def test_upgrade_to_head_and_downgrade_to_base(empty_database: str) -> Non
         async with engine.connect() as connection:
             after = await connection.run_sync(_schema)
             drift = await connection.run_sync(_model_drift)
-        assert after["tables"] == {"experiments", "experiment_revisions", "alembic_version"}
+        assert after["tables"] == {
+            "experiments",
+            "experiment_revisions",
+            "strategy_trials",
+            "alembic_version",
+        }
         assert after["indexes"] == EXPECTED_INDEXES
         assert after["unique"] == UNIQUE_INDEXES
-        assert after["revision"] == "0003"
+        assert after["revision"] == "0004"
         assert drift == []  # the migrations build exactly what the models describe
 
         await migrate(engine)  # idempotent at head
@@ -167,6 +174,60 @@ async def test_0003_backfills_one_create_revision_per_experiment(empty_database:
             row = await store.get(experiment_id)
             assert row is not None
             assert (row["revision"], row["deleted_at"]) == (1, None)
+    finally:
+        await engine.dispose()
+
+
+async def test_0004_fills_the_trial_sums_of_the_experiments_that_exist(
+    empty_database: str,
+) -> None:
+    """Rows written before the sums existed, deleted ones included, are in
+    them as the write path would have put them; other metrics are not."""
+    engine = create_engine(empty_database, timeout=5)
+    strategy, other = uuid.uuid4(), uuid.uuid4()
+    rows: list[tuple[uuid.UUID, dict[str, Any], dict[str, Any]]] = [
+        (strategy, {"sharpe": 1.5, "mse": 0.1}, {"periods_per_year": 252}),
+        (strategy, {"sharpe": -0.25}, {"periods_per_year": "12"}),
+        (strategy, {"sharpe": 2}, {}),
+        (strategy, {"sharpe": 3.0}, {"periods_per_year": "weekly"}),
+        (strategy, {"sharpe": "high", "oos_sharpe": 0.5}, {}),
+        (other, {"sharpe": 9.0}, {}),
+    ]
+    try:
+        await migrate(engine, "upgrade", "0003")
+        async with engine.begin() as connection:
+            for index, (strategy_id, metrics, parameters) in enumerate(rows):
+                await connection.execute(
+                    text(
+                        "INSERT INTO experiments (id, strategy_id, parameters, metrics, "
+                        "artifacts, created_at, updated_at, deleted_at) VALUES (:id, "
+                        ":strategy, :parameters, :metrics, '{}', :at, :at, :deleted)"
+                    ).bindparams(
+                        bindparam("id", type_=Uuid()),
+                        bindparam("strategy", type_=Uuid()),
+                        bindparam("at", type_=UTCDateTime()),
+                        bindparam("deleted", type_=UTCDateTime()),
+                        bindparam("parameters", type_=JsonDocument),
+                        bindparam("metrics", type_=JsonDocument),
+                    ),
+                    {
+                        "id": uuid.uuid4(),
+                        "strategy": strategy_id,
+                        "parameters": parameters,
+                        "metrics": metrics,
+                        "at": datetime(2026, 1, 1, tzinfo=UTC),
+                        "deleted": datetime(2026, 1, 2, tzinfo=UTC) if index == 1 else None,
+                    },
+                )
+        await migrate(engine)
+        store = ExperimentStore(engine)
+        found = await store.trials(strategy)
+        assert sorted(found) == ["oos_sharpe", "sharpe"]
+        sharpe = [1.5 / math.sqrt(252), -0.25 / math.sqrt(12), 2]
+        assert (found["sharpe"].count, found["sharpe"].unusable) == (3, 1)
+        assert found["sharpe"].variance == statistics.variance(sharpe)
+        assert (found["oos_sharpe"].count, found["oos_sharpe"].variance) == (1, None)
+        assert (await store.trials(other))["sharpe"].count == 1
     finally:
         await engine.dispose()
 

@@ -138,8 +138,10 @@ async def test_of_twenty_racing_patches_with_one_etag_exactly_one_wins(
     etag = (
         await stub.GetExperiment(pb.GetExperimentRequest(experiment_id=experiment_id))
     ).experiment.etag
+    # Every PATCH changes the row (none sets the 1.0 it holds): one that
+    # changed nothing would succeed with the etag too, without a revision.
     results = await asyncio.gather(
-        *(patch(stub, experiment_id, etag, metrics=struct({"sharpe": n})) for n in range(20)),
+        *(patch(stub, experiment_id, etag, metrics=struct({"sharpe": n + 2})) for n in range(20)),
         return_exceptions=True,
     )
     won = [r for r in results if isinstance(r, pb.Experiment)]
