@@ -42,7 +42,7 @@ async def write(
     change: Change,
     changed: Sequence[str],
     after: Update | None = None,
-    also: Insert | None = None,
+    also: Sequence[tuple[Insert, dict[str, Any]]] = (),
 ) -> None:
     """Append the revision that `change` made `record` (the experiment as it
     stands after the change, at its new revision number). With `after`,
@@ -50,8 +50,9 @@ async def write(
     PostgreSQL (`WITH changed AS (UPDATE …) INSERT … SELECT … FROM changed`):
     one round trip instead of two while the row is locked, which was most
     of what a revision added to a PATCH (BENCHMARKS.md, scenario 9). `also`,
-    another write of the change (the trial sums'), joins that statement on
-    PostgreSQL as a WITH of its own, which runs whether or not it is read."""
+    other writes of the change with their bound values (the trial sums'),
+    join that statement on PostgreSQL, each as a WITH of its own, which runs
+    whether or not it is read; elsewhere they run after it."""
     values = {
         "experiment_id": record["id"],
         "revision": record["revision"],
@@ -63,9 +64,11 @@ async def write(
         "recorded_at": change.at,
     }
     if connection.dialect.name != "postgresql":  # no DML inside WITH
-        for statement in (after, insert(_table).values(**values), also):
-            if statement is not None:
-                await connection.execute(statement)
+        if after is not None:
+            await connection.execute(after)
+        await connection.execute(insert(_table).values(**values))
+        for write, values_of_write in also:
+            await connection.execute(write, values_of_write)
         return
     if after is None:
         statement = insert(_table).values(**values)
@@ -75,9 +78,11 @@ async def write(
             *(literal(value, type_=_table.c[name].type) for name, value in values.items())
         ).select_from(updated)
         statement = insert(_table).from_select(list(values), source)
-    if also is not None:
-        statement = statement.add_cte(also.cte("also"))
-    await connection.execute(statement)
+    bound: dict[str, Any] = {}
+    for index, (write, values_of_write) in enumerate(also):
+        statement = statement.add_cte(write.cte(f"also_{index}"))
+        bound |= values_of_write
+    await connection.execute(statement, bound)
 
 
 def _table_of(statement: Update) -> Table:

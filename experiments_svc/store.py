@@ -268,7 +268,7 @@ async def _change(
     record = {**current, **values}
     changed = [name for name in values if name not in ("updated_at", "revision")]
     statement = update(_table).where(_table.c.id == current["id"]).values(**values)
-    sums = None
+    sums: list[trial_sums.Adding] = []
     if "metrics" in values or "parameters" in values:
         sums = trial_sums.adding(
             connection.dialect.name, current["strategy_id"], trial_sums.change(current, record)

@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Insert, Table, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -186,16 +187,13 @@ def row_values(dialect: str, strategy_id: uuid.UUID, key: str, part: Part) -> di
     }
 
 
-def adding(dialect: str, strategy_id: uuid.UUID, changes: Mapping[str, Part]) -> Insert | None:
-    """The one statement that adds `changes` to the strategy's rows (None:
-    nothing to add), to run in the write's own transaction. Keys go in
-    sorted order, so that two writes to one strategy lock its rows in the
-    same order and never deadlock."""
-    if not changes:
-        return None
-    rows = [row_values(dialect, strategy_id, key, changes[key]) for key in sorted(changes)]
-    make: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = make(_table).values(rows)
+# One write to the sums: a statement built once, and its bound values.
+Adding = tuple[Insert, dict[str, Any]]
+_COLUMNS = ("strategy_id", "metric_key", "trials", "unusable", "total", "squares")
+
+
+def _upsert(statement: Any, dialect: str) -> Insert:
+    """`statement` adding to the row it conflicts with."""
     excluded: Any = statement.excluded
 
     def exact_plus(name: str) -> ColumnElement[Any]:
@@ -215,6 +213,67 @@ def adding(dialect: str, strategy_id: uuid.UUID, changes: Mapping[str, Part]) ->
         },
     )
     return upsert
+
+
+# PostgreSQL: every metric of a write in one statement, over arrays (one
+# element a metric) unnested in the order given.
+_ARRAYS = (
+    func.unnest(
+        bindparam("trial_keys", type_=ARRAY(sa.Text())),
+        bindparam("trial_counts", type_=ARRAY(sa.BigInteger())),
+        bindparam("trial_unusable", type_=ARRAY(sa.BigInteger())),
+        bindparam("trial_totals", type_=ARRAY(sa.Numeric())),
+        bindparam("trial_squares", type_=ARRAY(sa.Numeric())),
+    )
+    .table_valued(*_COLUMNS[1:])
+    .render_derived("added")
+)
+_ADD_POSTGRESQL = _upsert(
+    postgresql_insert(_table).from_select(
+        list(_COLUMNS),
+        select(bindparam("trial_strategy", type_=sa.Uuid()), *_ARRAYS.c),
+    ),
+    "postgresql",
+)
+# SQLite, which has no arrays: one statement a metric.
+_ADD_SQLITE = _upsert(
+    sqlite_insert(_table).values({name: bindparam(f"trial_{name}") for name in _COLUMNS}),
+    "sqlite",
+)
+
+
+def adding(dialect: str, strategy_id: uuid.UUID, changes: Mapping[str, Part]) -> list[Adding]:
+    """The statements, with their values, that add `changes` to the
+    strategy's rows, to run in the write's own transaction. The statements
+    are built once: building one per write (a multi-row VALUES, which
+    SQLAlchemy cannot cache either) cost a PATCH about 1 ms of CPU. On
+    PostgreSQL one statement; on SQLite one a metric. Keys go in sorted
+    order, so that two writes to one strategy lock its rows in the same
+    order and never deadlock."""
+    keys = sorted(changes)
+    if not keys:
+        return []
+    if dialect == "postgresql":
+        parts = [changes[key] for key in keys]
+        values = {
+            "trial_strategy": strategy_id,
+            "trial_keys": keys,
+            "trial_counts": [part.trials for part in parts],
+            "trial_unusable": [part.unusable for part in parts],
+            "trial_totals": [part.total for part in parts],
+            "trial_squares": [part.squares for part in parts],
+        }
+        return [(_ADD_POSTGRESQL, values)]
+    return [
+        (
+            _ADD_SQLITE,
+            {
+                f"trial_{name}": value
+                for name, value in row_values(dialect, strategy_id, key, changes[key]).items()
+            },
+        )
+        for key in keys
+    ]
 
 
 def exact_add(left: str | None, right: str | None) -> str | None:
