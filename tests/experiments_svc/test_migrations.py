@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Uuid, bindparam, exc, inspect, text
+from sqlalchemy import String, Uuid, column, exc, insert, inspect, table, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from experiments_svc.convert import revision_to_proto
 from experiments_svc.db import create_engine
@@ -47,6 +48,27 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     name = create_database("research_migrations")
     yield postgres_url(name)
     drop_database(name)
+
+
+# experiments as every migration has it (the columns a test writes), for
+# rows written as an older version of the service would have.
+_EXPERIMENTS = table(
+    "experiments",
+    column("id", Uuid()),
+    column("strategy_id", Uuid()),
+    column("dataset_version", String()),
+    column("parameters", JsonDocument),
+    column("metrics", JsonDocument),
+    column("artifacts", JsonDocument),
+    column("created_at", UTCDateTime()),
+    column("updated_at", UTCDateTime()),
+    column("deleted_at", UTCDateTime()),
+)
+
+
+async def _insert_raw(connection: AsyncConnection, **values: Any) -> None:
+    """One experiments row written behind the service's back."""
+    await connection.execute(insert(_EXPERIMENTS).values(artifacts={}, **values))
 
 
 def _schema(connection: Connection) -> dict[str, Any]:
@@ -134,26 +156,15 @@ async def test_0003_backfills_one_create_revision_per_experiment(empty_database:
         await migrate(engine, "upgrade", "0002")
         async with engine.begin() as connection:
             for index, experiment_id in enumerate(ids):
-                await connection.execute(
-                    text(
-                        "INSERT INTO experiments (id, strategy_id, dataset_version, parameters, "
-                        "metrics, artifacts, created_at, updated_at) VALUES (:id, :strategy, "
-                        ":dataset, :parameters, :metrics, '{}', :at, :at)"
-                    ).bindparams(
-                        bindparam("id", type_=Uuid()),
-                        bindparam("strategy", type_=Uuid()),
-                        bindparam("at", type_=UTCDateTime()),
-                        bindparam("parameters", type_=JsonDocument),
-                        bindparam("metrics", type_=JsonDocument),
-                    ),
-                    {
-                        "id": experiment_id,
-                        "strategy": ids[0],
-                        "dataset": f"ds-{index}" if index else None,
-                        "parameters": {"n": index},
-                        "metrics": {},
-                        "at": moment,
-                    },
+                await _insert_raw(
+                    connection,
+                    id=experiment_id,
+                    strategy_id=ids[0],
+                    dataset_version=f"ds-{index}" if index else None,
+                    parameters={"n": index},
+                    metrics={},
+                    created_at=moment,
+                    updated_at=moment,
                 )
         await migrate(engine)
         store = ExperimentStore(engine)
@@ -197,27 +208,16 @@ async def test_0004_fills_the_trial_sums_of_the_experiments_that_exist(
         await migrate(engine, "upgrade", "0003")
         async with engine.begin() as connection:
             for index, (strategy_id, metrics, parameters) in enumerate(rows):
-                await connection.execute(
-                    text(
-                        "INSERT INTO experiments (id, strategy_id, parameters, metrics, "
-                        "artifacts, created_at, updated_at, deleted_at) VALUES (:id, "
-                        ":strategy, :parameters, :metrics, '{}', :at, :at, :deleted)"
-                    ).bindparams(
-                        bindparam("id", type_=Uuid()),
-                        bindparam("strategy", type_=Uuid()),
-                        bindparam("at", type_=UTCDateTime()),
-                        bindparam("deleted", type_=UTCDateTime()),
-                        bindparam("parameters", type_=JsonDocument),
-                        bindparam("metrics", type_=JsonDocument),
-                    ),
-                    {
-                        "id": uuid.uuid4(),
-                        "strategy": strategy_id,
-                        "parameters": parameters,
-                        "metrics": metrics,
-                        "at": datetime(2026, 1, 1, tzinfo=UTC),
-                        "deleted": datetime(2026, 1, 2, tzinfo=UTC) if index == 1 else None,
-                    },
+                created = datetime(2026, 1, 1, tzinfo=UTC)
+                await _insert_raw(
+                    connection,
+                    id=uuid.uuid4(),
+                    strategy_id=strategy_id,
+                    parameters=parameters,
+                    metrics=metrics,
+                    created_at=created,
+                    updated_at=created,
+                    deleted_at=datetime(2026, 1, 2, tzinfo=UTC) if index == 1 else None,
                 )
         await migrate(engine)
         store = ExperimentStore(engine)
