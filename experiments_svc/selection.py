@@ -37,7 +37,7 @@ _DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 
 @dataclass(frozen=True, slots=True)
 class Trials:
-    """What the database says about one Sharpe metric of one strategy."""
+    """What the trial sums say about one Sharpe metric of one strategy."""
 
     count: int  # experiments with a finite value and a usable periods_per_year
     variance: float | None  # sample variance of their per-observation values
