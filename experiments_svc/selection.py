@@ -30,8 +30,9 @@ PERIODS_PER_YEAR = "periods_per_year"
 OBSERVATIONS = "n_obs"
 SKEW = "returns_skew"
 KURTOSIS = "returns_kurtosis"
-# A decimal string `periods_per_year` may hold: short enough that every
-# database turns it into a double without overflow.
+# A decimal string `periods_per_year` may hold (as an imported MLflow
+# parameter is text): up to 15 digits either side of the point, so that it
+# is always a finite double.
 _DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import decimal
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -78,9 +78,12 @@ class Part:
             _EXACT.add(self.squares, other.squares),
         )
 
-    def __neg__(self) -> Part:
+    def __sub__(self, other: Part) -> Part:
         return Part(
-            -self.trials, -self.unusable, _EXACT.minus(self.total), _EXACT.minus(self.squares)
+            self.trials - other.trials,
+            self.unusable - other.unusable,
+            _EXACT.subtract(self.total, other.total),
+            _EXACT.subtract(self.squares, other.squares),
         )
 
     def __bool__(self) -> bool:
@@ -96,9 +99,8 @@ def parts(record: Record | None) -> dict[str, Part]:
         return {}
     found: dict[str, Part] = {}
     for key, value in record["metrics"].items():
-        if not is_sharpe_ratio(key) or isinstance(value, bool):
-            continue
-        if not isinstance(value, int | float):
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not is_number or not is_sharpe_ratio(key):
             continue
         try:
             x = selection.per_observation(value, record["parameters"])
@@ -118,7 +120,7 @@ def change(before: Record | None, after: Record) -> dict[str, Part]:
     old, new = parts(before), parts(after)
     found = {}
     for key in old.keys() | new.keys():
-        delta = new.get(key, Part()) + -old.get(key, Part())
+        delta = new.get(key, Part()) - old.get(key, Part())
         if delta:
             found[key] = delta
     return found
@@ -145,13 +147,8 @@ _EXPERIMENTS = sa.table(
 _BATCH = 1000
 
 
-def rebuild(bind: Connection, table: Table = _table) -> int:
-    """Work `table` (strategy_trials) out again from every experiment,
-    deleted ones included, reading them in batches of a thousand by id; the
-    number of rows written. For the migration that adds the table, and for
-    rows written behind the service's back (the benchmarks load theirs in
-    one SQL statement)."""
-    found: dict[tuple[uuid.UUID, str], Part] = {}
+def _every_experiment(bind: Connection) -> Iterator[Record]:
+    """Every experiment, deleted ones included, read in batches by id."""
     after = None
     while True:
         query = sa.select(_EXPERIMENTS).order_by(_EXPERIMENTS.c.id).limit(_BATCH)
@@ -159,10 +156,17 @@ def rebuild(bind: Connection, table: Table = _table) -> int:
             query = query.where(_EXPERIMENTS.c.id > after)
         rows = list(bind.execute(query).mappings())
         if not rows:
-            break
-        for place, part in totals(rows).items():
-            found[place] = found.get(place, Part()) + part
+            return
+        yield from rows
         after = rows[-1]["id"]
+
+
+def rebuild(bind: Connection, table: Table = _table) -> int:
+    """Work `table` (strategy_trials) out again from every experiment; the
+    number of rows written. For the migration that adds the table, and for
+    rows written behind the service's back (the benchmarks load theirs in
+    one SQL statement)."""
+    found = totals(_every_experiment(bind))
     bind.execute(table.delete())
     values = [
         row_values(bind.dialect.name, strategy_id, key, part)
