@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import logging
 import os
 import ssl
 import threading
@@ -57,6 +58,7 @@ from tracking_svc.process import CALL_EXPIRES
 # Failures of a request on a kept-alive connection that the server may have
 # closed while it sat idle: nothing was answered, so the read is sent again.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+log = logging.getLogger("tracking.mlflow")
 # MLflow's own request-header providers (see _fixed_request_headers).
 _BUILT_IN = {DatabricksRequestHeaderProvider, DefaultRequestHeaderProvider}
 
@@ -227,7 +229,15 @@ def _fixed_request_headers() -> dict[str, str] | None:
     and whether this process runs on Databricks does not change while it
     runs. A provider of a plugin (an entry point) may answer differently
     each time, so then every request asks, as MLflow's client does."""
-    providers = list(getattr(header_registry, "_request_header_provider_registry", None) or ())
+    registry = getattr(header_registry, "_request_header_provider_registry", None)
+    if registry is None:
+        # MLflow's internals moved: correct, only slower.
+        log.warning(
+            "MLflow's request-header provider registry was not found; "
+            "its providers are asked at every request"
+        )
+        return None
+    providers = list(registry)
     if len(providers) != len(_BUILT_IN) or {type(p) for p in providers} != _BUILT_IN:
         return None
     for provider in providers:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -229,6 +230,24 @@ def test_a_plugins_headers_are_asked_for_at_every_request(
     for _ in range(3):
         client("GET", ENDPOINT, params={"run_id": "r1"})
     assert [seen.headers["x-asked"] for seen in recorder.seen] == ["1", "2", "3"]
+
+
+def test_without_mlflows_registry_the_headers_are_asked_for_at_every_request(
+    recorder: Recorder,
+    port: int,
+    connect: Connect,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    counting = _CountingProvider()
+    monkeypatch.delattr(header_registry, "_request_header_provider_registry")
+    monkeypatch.setattr(rest_client, "resolve_request_headers", counting.request_headers)
+    with caplog.at_level(logging.WARNING, logger="tracking.mlflow"):
+        client = connect(_url(port))
+    assert "registry was not found" in caplog.text
+    for _ in range(2):
+        client("GET", ENDPOINT, params={"run_id": "r1"})
+    assert [seen.headers["x-asked"] for seen in recorder.seen] == ["1", "2"]
 
 
 def test_a_path_prefix_of_the_tracking_uri_is_kept(
