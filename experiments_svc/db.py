@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL, make_url
@@ -91,7 +92,7 @@ def create_engine(
     connect_args: dict[str, Any] = {"timeout": timeout, "command_timeout": timeout}
     if transaction_pooling:
         connect_args |= TRANSACTION_POOLING
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         # A fixed pool, no overflow: an overflow connection is opened for one
         # call and closed after it, and under steady load that churn cost
@@ -104,6 +105,20 @@ def create_engine(
         connect_args=connect_args,
         json_deserializer=read_json,
     )
+    event.listen(engine.sync_engine, "checkout", _closed_by_the_server)
+    return engine
+
+
+def _closed_by_the_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's pool checkout hook: a connection the server closed while
+    it sat in the pool (a restart, an idle timeout, pg_terminate_backend) is
+    swapped for a new one before a call gets it. asyncpg notices the close
+    as it happens, so asking costs no round trip. Without it each dead
+    connection failed one call: SQLAlchemy's own statements then invalidate
+    the whole pool, but the reads by key (experiments_svc.driver_reads)
+    only the connection they ran on."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise exc.DisconnectionError("the server closed this pooled connection")
 
 
 def _unnamed_statement() -> str:
@@ -180,14 +195,25 @@ def translate_error(error: BaseException) -> ServiceError | None:
     are UNAVAILABLE: the caller may retry, and it is never reported as a
     missing row or an internal error.
     """
-    if isinstance(error, exc.DataError):
+    if isinstance(error, exc.DataError | asyncpg.DataError):
         # Validation should stop bad values before the database sees them;
         # if one slips through, it is still the caller's input.
-        return InvalidArgument(f"the database rejected a value: {error.orig}")
+        reason = error.orig if isinstance(error, exc.DataError) else error
+        return InvalidArgument(f"the database rejected a value: {reason}")
     # OSError covers refused connections and (since 3.11) TimeoutError, which
     # asyncpg raises when a connect or statement outlives DB_TIMEOUT.
-    # exc.TimeoutError is the pool's: every connection is busy.
-    if isinstance(error, exc.DBAPIError | exc.DisconnectionError | exc.TimeoutError | OSError):
+    # exc.TimeoutError is the pool's: every connection is busy. asyncpg's own
+    # errors arrive unwrapped from the reads by key (experiments_svc.
+    # driver_reads) and from a pool connect, which SQLAlchemy does not wrap.
+    if isinstance(
+        error,
+        exc.DBAPIError
+        | exc.DisconnectionError
+        | exc.TimeoutError
+        | OSError
+        | asyncpg.PostgresError
+        | asyncpg.InterfaceError,
+    ):
         log.warning("database unavailable: %s: %s", type(error).__name__, error)
         return Unavailable("the database is unavailable; retry later")
     return None

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, Uuid, any_, bindparam, exc, insert, select, update
+from sqlalchemy import Select, Table, Uuid, any_, bindparam, exc, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from experiments_svc import revisions as revision_log
 from experiments_svc import trial_sums
 from experiments_svc.convert import Record, etag_of, every_set_field, first_revision
+from experiments_svc.driver_reads import DriverReads
 from experiments_svc.filtering import FilterCompiler
 from experiments_svc.models import ExperimentRow
 from experiments_svc.ordering import SortOrder
@@ -84,6 +85,14 @@ class ExperimentStore:
             if transaction_pooling
             else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        # Reads by key skip SQLAlchemy's execution on PostgreSQL (what it
+        # cost: experiments_svc.driver_reads); not behind a transaction
+        # pooler, where a read needs its transaction.
+        self._driver = (
+            DriverReads(engine)
+            if engine.dialect.name == "postgresql" and not transaction_pooling
+            else None
+        )
 
     def order(self, keys: tuple[OrderKey, ...]) -> SortOrder:
         """The order of `keys` on this database; () is newest first."""
@@ -112,37 +121,40 @@ class ExperimentStore:
             raise _run_recorded(record.get("mlflow_run_id")) from None
         return row
 
-    async def find_by_request_id(self, request_id: uuid.UUID) -> Record | None:
+    async def _by_key(self, statement: Select[Any], values: dict[str, Any]) -> list[Record]:
+        """The rows of one of the fixed reads above, with its parameters."""
+        if self._driver is not None:
+            return list(await self._driver.rows(statement, values))
         async with self._reads.connect() as connection:
-            result = await connection.execute(_BY_REQUEST_ID, {"request_id": request_id})
-            return result.mappings().first()
+            result = await connection.execute(statement, values)
+            return list(result.mappings())
+
+    async def find_by_request_id(self, request_id: uuid.UUID) -> Record | None:
+        return _first(await self._by_key(_BY_REQUEST_ID, {"request_id": request_id}))
 
     async def find_by_run_id(self, mlflow_run_id: str) -> Record | None:
-        async with self._reads.connect() as connection:
-            result = await connection.execute(_BY_RUN_ID, {"mlflow_run_id": mlflow_run_id})
-            return result.mappings().first()
+        return _first(await self._by_key(_BY_RUN_ID, {"mlflow_run_id": mlflow_run_id}))
 
     async def get(self, experiment_id: uuid.UUID) -> Record | None:
-        async with self._reads.connect() as connection:
-            result = await connection.execute(_GET, {"experiment_id": experiment_id})
-            return result.mappings().first()
+        return _first(await self._by_key(_GET, {"experiment_id": experiment_id}))
 
     async def get_many(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Record]:
         """The live rows among `ids`, in one query (a deleted one is not
         there, as for every read that does not ask for it)."""
-        async with self._reads.connect() as connection:
-            if connection.dialect.name == "postgresql":
-                result = await connection.execute(_MANY, {"experiment_ids": list(ids)})
-            else:  # no arrays: IN with a parameter per id, built per call
+        if self._engine.dialect.name == "postgresql":
+            rows = await self._by_key(_MANY, {"experiment_ids": list(ids)})
+        else:  # no arrays: IN with a parameter per id, built per call
+            async with self._reads.connect() as connection:
                 result = await connection.execute(select(_table).where(_table.c.id.in_(ids), LIVE))
-            return {row["id"]: row for row in result.mappings()}
+                rows = list(result.mappings())
+        return {row["id"]: row for row in rows}
 
     async def trials(self, strategy_id: uuid.UUID) -> dict[str, Trials]:
         """The trial count and Sharpe variance of each Sharpe-named metric
         of a strategy, deleted experiments included (experiments_svc.
         trial_sums; a metric no experiment holds a number for is absent)."""
-        async with self._reads.connect() as connection:
-            return await trial_sums.read(connection, strategy_id)
+        rows = await self._by_key(trial_sums.OF_STRATEGY, {"strategy_id": strategy_id})
+        return trial_sums.trials_of(rows)
 
     async def list(
         self,
@@ -236,6 +248,10 @@ class ExperimentStore:
         async with self._reads.connect() as connection:
             found: Record | None = await revision_log.one(connection, experiment_id, number)
             return found
+
+
+def _first(rows: Sequence[Record]) -> Record | None:
+    return rows[0] if rows else None
 
 
 async def _locked(connection: AsyncConnection, experiment_id: uuid.UUID) -> Record | None:

@@ -36,7 +36,6 @@ from sqlalchemy import Connection, Insert, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from experiments_svc import selection
@@ -46,7 +45,8 @@ from research_common.diff import is_sharpe_ratio
 from research_common.stats import StatisticUndefined
 
 _table: Table = TrialSumRow.__table__  # type: ignore[assignment]
-_OF_STRATEGY = select(_table).where(_table.c.strategy_id == bindparam("strategy_id"))
+# The sums of one strategy (parameter "strategy_id"), for `trials_of`.
+OF_STRATEGY = select(_table).where(_table.c.strategy_id == bindparam("strategy_id"))
 _KEY = (_table.c.strategy_id, _table.c.metric_key)
 
 # Sums and products of the decimals of doubles, exactly: a double's decimal
@@ -287,11 +287,10 @@ def exact_add(left: str | None, right: str | None) -> str | None:
     return str(_EXACT.add(decimal.Decimal(left), decimal.Decimal(right)))
 
 
-async def read(connection: AsyncConnection, strategy_id: uuid.UUID) -> dict[str, selection.Trials]:
-    """The trials of each Sharpe-named metric of a strategy (a metric no
-    experiment holds a number for is absent)."""
-    result = await connection.execute(_OF_STRATEGY, {"strategy_id": strategy_id})
-    return {row["metric_key"]: _trials(row) for row in result.mappings()}
+def trials_of(rows: Iterable[Record]) -> dict[str, selection.Trials]:
+    """The trials of each Sharpe-named metric of a strategy, from its rows
+    of OF_STRATEGY (a metric no experiment holds a number for is absent)."""
+    return {row["metric_key"]: _trials(row) for row in rows}
 
 
 def _trials(row: Record) -> selection.Trials:
