@@ -41,21 +41,25 @@ def async_url(database_url: str) -> URL:
     return url.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
 
 
-# A run of 19 digits or more: an integer orjson may not read exactly (it
-# reads one beyond 64 bits as a float), or a long fraction. Rare in stored
-# documents (the API keeps integers within +-(2**53 - 1), CONTRACT §3).
-_LONG_NUMBER = re.compile(r"[0-9]{19}")
+# An integer of 19 digits or more (a run of digits not after a point or
+# another digit): one orjson may not read exactly, as it reads an integer
+# beyond 64 bits as a float. Rare in stored documents (the API keeps
+# integers within +-(2**53 - 1), CONTRACT §3). A long fraction, such as
+# PostgreSQL's numeric writes (1.2300000000000000), is no reason: orjson
+# rounds it to the same double as float() (the property test holds it to
+# json.loads), and JSON loaded by SQL is full of them.
+_LONG_INTEGER = re.compile(r"(?<![.0-9])[0-9]{19}")
 
 
 def read_json(document: str) -> Any:
     """A stored JSON document (parameters, metrics, artifacts, a revision)
     as Python values, exactly as json.loads reads it, in a fifth of its time:
     it was the largest single cost of reading a page of rows (bench.profile,
-    BENCHMARKS.md). orjson reads a document unless it holds a long number,
+    BENCHMARKS.md). orjson reads a document unless it holds a long integer,
     or refuses it (a lone surrogate SQLite may hold, a number beyond a
     double's range, which json.loads reads as infinity); json.loads reads
     those."""
-    if _LONG_NUMBER.search(document) is None:
+    if _LONG_INTEGER.search(document) is None:
         try:
             return orjson.loads(document)
         except orjson.JSONDecodeError:

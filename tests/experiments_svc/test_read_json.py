@@ -38,6 +38,21 @@ def test_reads_every_document_as_json_loads_does(document: dict[str, Any]) -> No
     assert _exactly(read_json(text)) == _exactly(json.loads(text))
 
 
+# Numbers as PostgreSQL's numeric writes them into JSON built in SQL
+# (`(i % 300) / 100.0` is 1.2300000000000000): more digits than a double
+# holds, in fractions and exponents both.
+_LONG_DECIMALS = st.decimals(allow_nan=False, allow_infinity=False, places=None).map(
+    lambda value: format(value, "f") if abs(value.adjusted()) < 30 else str(value)
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(_LONG_DECIMALS, min_size=1, max_size=8))
+def test_reads_long_decimals_as_json_loads_does(numbers: list[str]) -> None:
+    text = "{" + ", ".join(f'"k{i}": {number}' for i, number in enumerate(numbers)) + "}"
+    assert _exactly(read_json(text)) == _exactly(json.loads(text))
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -47,6 +62,8 @@ def test_reads_every_document_as_json_loads_does(document: dict[str, Any]) -> No
         '{"far": 1e400}',  # json.loads: infinity; orjson refuses it
         '{"lone": "\\ud800"}',  # a lone surrogate; orjson refuses it
         '{"digits": 0.1000000000000000055511151231257827}',
+        '{"numeric": 1.23000000000000000000, "n": -0.00000000000000000000012}',
+        '{"int_then_fraction": 12345678901234567890.5}',
         '{"a": [1, 1.0, -0.0, 1E+2, "x", null, true]}',
     ],
 )
