@@ -121,10 +121,10 @@ class ExperimentStore:
             raise _run_recorded(record.get("mlflow_run_id")) from None
         return row
 
-    async def _by_key(self, statement: Select[Any], values: dict[str, Any]) -> list[Record]:
+    async def _by_key(self, statement: Select[Any], values: dict[str, Any]) -> Sequence[Record]:
         """The rows of one of the fixed reads above, with its parameters."""
         if self._driver is not None:
-            return list(await self._driver.rows(statement, values))
+            return await self._driver.rows(statement, values)
         async with self._reads.connect() as connection:
             result = await connection.execute(statement, values)
             return list(result.mappings())
@@ -141,6 +141,7 @@ class ExperimentStore:
     async def get_many(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Record]:
         """The live rows among `ids`, in one query (a deleted one is not
         there, as for every read that does not ask for it)."""
+        rows: Sequence[Record]
         if self._engine.dialect.name == "postgresql":
             rows = await self._by_key(_MANY, {"experiment_ids": list(ids)})
         else:  # no arrays: IN with a parameter per id, built per call
