@@ -9,12 +9,19 @@ needs none of it: its statement never changes, and asyncpg already gives
 the values SQLAlchemy would: UUIDs (asyncpg's subclass of uuid.UUID), aware
 UTC datetimes, Decimals, and JSON documents read by the engine's own
 deserializer (the dialect sets that codec on every connection it opens).
+Rows come back as dicts.
 
 What stays SQLAlchemy's: the statements are written with it and compiled
-once into the driver's SQL; the pool is the engine's (one DB_POOL_SIZE,
-one DB_TIMEOUT to wait for a connection, the same connect arguments); and a
-connection that failed under a read is invalidated, so the pool opens a new
+once into the driver's SQL, and their parameters go through the types'
+bind processors; the pool is the engine's (one DB_POOL_SIZE, one
+DB_TIMEOUT to wait for a connection, the same connect arguments), and a
+connection that a read found lost is invalidated, so the pool opens a new
 one, as it does for its own statements.
+
+The connection goes back to the pool outside SQLAlchemy's greenlet, which
+is safe because nothing on the way awaits: the pool never closes a
+connection on check-in (experiments_svc.db builds it with max_overflow=0)
+and no transaction is open on it to roll back.
 
 Not used on SQLite, nor behind a pooler in transaction mode: there, reads
 run in a transaction so that asyncpg's describe and execute reach one
@@ -23,7 +30,7 @@ server connection (experiments_svc.db), which this path does not open.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +41,19 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 @dataclass(frozen=True)
 class _DriverStatement:
-    """A statement in the driver's SQL, and the names of its parameters in
-    the order the driver takes them ($1, $2, ...)."""
+    """A statement in the driver's SQL; the names of its parameters in the
+    order the driver takes them ($1, $2, ...), and each one's bind
+    processor (None: the value as it is)."""
 
     sql: str
     parameters: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def arguments(self, values: dict[str, Any]) -> list[Any]:
+        return [
+            values[name] if process is None else process(values[name])
+            for name, process in zip(self.parameters, self.processors, strict=True)
+        ]
 
 
 class DriverReads:
@@ -56,8 +71,19 @@ class DriverReads:
         known = self._compiled.get(id(statement))
         if known is not None:
             return known[1]
-        compiled = statement.compile(dialect=self._engine.dialect)
-        driver = _DriverStatement(str(compiled), tuple(compiled.positiontup or ()))
+        dialect = self._engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        parameters = tuple(compiled.positiontup or ())
+        binds = [compiled.binds[name] for name in parameters]
+        # Only parameters the caller gives: a value fixed in the statement
+        # (a literal, a limit) would not be among `values`.
+        fixed = [bind.key for bind in binds if not bind.required]
+        if fixed:
+            raise ValueError(f"driver reads take named parameters only, not {fixed}")
+        # As SQLAlchemy would send each value (the dialect's own type's).
+        types = [bind.type.dialect_impl(dialect) for bind in binds]
+        processors = tuple(bind_type.bind_processor(dialect) for bind_type in types)
+        driver = _DriverStatement(str(compiled), parameters, processors)
         self._compiled[id(statement)] = (statement, driver)  # holds it: the id stays its own
         return driver
 
@@ -75,21 +101,26 @@ class DriverReads:
             raise wrapped from error
 
     async def rows(self, statement: Select[Any], values: dict[str, Any]) -> list[dict[str, Any]]:
-        """The rows `statement` (a statement built once, with named bind
-        parameters) reads with `values`, as dicts of column name to value."""
+        """The rows `statement` (built once, with named bind parameters
+        only) reads with `values`, as dicts of column name to value."""
         driver = self._driver_statement(statement)
-        arguments = [values[name] for name in driver.parameters]
+        arguments = driver.arguments(values)
         checkout = await self._checkout()
         # asyncpg's Connection (typed Optional: None once invalidated).
         connection: Any = checkout.driver_connection
         try:
             records: Sequence[Any] = await connection.fetch(driver.sql, *arguments)
-        except BaseException:
-            # Whatever broke the read (a lost server, a statement timeout, a
-            # call cancelled mid-query) may have left the connection unfit
-            # for the next one: the pool replaces it. Errors here come with
-            # outages, when a new connection is the least of the costs.
-            checkout.invalidate()
+        except BaseException as error:
+            if connection.is_closed():  # lost: the pool opens another
+                checkout.invalidate(error if isinstance(error, Exception) else None)
+            else:
+                # A statement timeout, a cancelled call, an error the server
+                # answered: asyncpg cancels the statement on the server and
+                # waits for that before the connection's next statement, so
+                # the connection is fit to reuse. Closing it instead would
+                # drop the cancel and leave the statement running (or
+                # waiting on a lock) on the server.
+                checkout.close()
             raise
         checkout.close()  # back to the pool
         return [dict(record) for record in records]

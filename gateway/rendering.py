@@ -23,6 +23,7 @@ import base64
 import datetime
 import functools
 import keyword
+import linecache
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -81,6 +82,8 @@ def _compiled(source: str, names: dict[str, Any], title: str) -> Render:
     The source is ours, built from a descriptor's field names, which
     protobuf restricts to identifiers."""
     namespace = dict(names)
+    # Known to linecache, a traceback through a renderer shows its line.
+    linecache.cache[title] = (len(source), None, source.splitlines(keepends=True), title)
     exec(compile(source, title, "exec"), namespace)
     renderer: Render = namespace["render"]
     return renderer

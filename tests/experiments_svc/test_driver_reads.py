@@ -1,7 +1,8 @@
 """The reads by key on PostgreSQL run on asyncpg directly
 (experiments_svc.driver_reads): the same rows as SQLAlchemy's reads, value
-for value and type for type, and a connection that a read lost or that the
-server closed in the pool costs at most the one call it broke."""
+for value and type for type; a connection the server closed in the pool
+costs no call; a read that times out or is cancelled stops on the server
+and leaves its connection fit to reuse."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from experiments_svc import trial_sums
 from experiments_svc.db import create_engine, translate_error
+from experiments_svc.driver_reads import DriverReads
 from experiments_svc.models import ExperimentRow
 from experiments_svc.revisions import Change
 from experiments_svc.store import ExperimentStore
@@ -148,8 +150,16 @@ async def test_connections_the_server_closed_in_the_pool_cost_no_call(
     assert set(await backends(engine)).isdisjoint(pids)
 
 
-async def test_a_read_that_fails_mid_query_is_unavailable_and_the_next_one_answers(
-    engine: AsyncEngine, migrated_postgres: str
+async def waiting_on_a_lock(connection: asyncpg.Connection, pid: int) -> bool:
+    found = await connection.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", pid
+    )
+    return bool(found)
+
+
+@pytest.mark.parametrize("ending", ["timeout", "cancelled"])
+async def test_a_read_that_ends_mid_query_stops_on_the_server_and_keeps_its_connection(
+    engine: AsyncEngine, migrated_postgres: str, ending: str
 ) -> None:
     store = ExperimentStore(engine)
     row = await store.insert(record())
@@ -157,22 +167,44 @@ async def test_a_read_that_fails_mid_query_is_unavailable_and_the_next_one_answe
     before = (await backends(engine))[0]
     locker = await asyncpg.connect(migrated_postgres.replace("+psycopg2", ""))
     try:
-        # A table lock makes the read wait past its statement timeout (2 s).
         async with locker.transaction():
+            # A table lock makes the read wait: past its statement timeout
+            # (2 s), or until the call is cancelled (a caller's deadline).
             await locker.execute("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE")
-            with pytest.raises(TimeoutError) as raised:
-                await store.get(row["id"])
+            read = asyncio.ensure_future(store.get(row["id"]))
+            if ending == "timeout":
+                with pytest.raises(TimeoutError) as raised:
+                    await read
+                error = translate_error(raised.value)
+                assert isinstance(error, Unavailable)
+                assert error.message == "the database is unavailable; retry later"
+            else:
+                async with asyncio.timeout(5):
+                    while not await waiting_on_a_lock(locker, before):  # noqa: ASYNC110
+                        await asyncio.sleep(0.02)
+                read.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await read
+            # Still under the lock: the read's statement was cancelled on
+            # the server, not left waiting there for the lock to go.
+            async with asyncio.timeout(5):
+                while await waiting_on_a_lock(locker, before):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
     finally:
         await locker.close()
-    error = translate_error(raised.value)
-    assert isinstance(error, Unavailable)
-    assert error.message == "the database is unavailable; retry later"
-    # The connection the timeout left mid-query was replaced, not reused.
     for _ in range(4):
         found = await store.get(row["id"])
         assert found is not None
         assert found["revision"] == 1
-    assert (await backends(engine))[0] != before
+    # The same connection serves: nothing was lost with the read.
+    assert (await backends(engine))[0] == before
+
+
+async def test_driver_reads_take_named_parameters_only(engine: AsyncEngine) -> None:
+    reads = DriverReads(engine)
+    table = ExperimentRow.__table__
+    with pytest.raises(ValueError, match="named parameters only"):
+        await reads.rows(select(table).where(table.c.revision == 3), {})
 
 
 async def test_a_connect_the_server_refuses_is_unavailable(migrated_postgres: str) -> None:

@@ -5,6 +5,7 @@ match protobuf's own text everywhere in Timestamp's range."""
 
 from __future__ import annotations
 
+import linecache
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
@@ -92,6 +93,10 @@ def test_the_source_is_one_dict_display_in_field_order() -> None:
     assert "'id': m.id," in source
     # The values that need a renderer of their own: two Structs, three times.
     assert sorted(names) == ["_r11", "_r12", "_r15", "_r8", "_r9"]
+    # A traceback through the compiled renderer shows its lines.
+    render(ex.Experiment())
+    title = "<renderer of research.experiments.v1.Experiment>"
+    assert linecache.getline(title, 3).strip() == "'id': m.id,"
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
