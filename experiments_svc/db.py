@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -41,30 +40,47 @@ def async_url(database_url: str) -> URL:
     return url.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
 
 
-# An integer of 19 digits or more (a run of digits not after a point or
-# another digit): one orjson may not read exactly, as it reads an integer
-# beyond 64 bits as a float. Rare in stored documents (the API keeps
-# integers within +-(2**53 - 1), CONTRACT §3). A long fraction, such as
-# PostgreSQL's numeric writes (1.2300000000000000), is no reason: orjson
-# rounds it to the same double as float() (the property test holds it to
-# json.loads), and JSON loaded by SQL is full of them.
-_LONG_INTEGER = re.compile(r"(?<![.0-9])[0-9]{19}")
+# orjson reads an integer beyond 64 bits as a float, where json.loads keeps
+# it exact; any such float is at least 2**63 in size. Rare in stored
+# documents (the API keeps integers within +-(2**53 - 1), CONTRACT §3).
+_BIG = float(2**63)
 
 
 def read_json(document: str) -> Any:
     """A stored JSON document (parameters, metrics, artifacts, a revision)
     as Python values, exactly as json.loads reads it, in a fifth of its time:
     it was the largest single cost of reading a page of rows (bench.profile,
-    BENCHMARKS.md). orjson reads a document unless it holds a long integer,
-    or refuses it (a lone surrogate SQLite may hold, a number beyond a
-    double's range, which json.loads reads as infinity); json.loads reads
-    those."""
-    if _LONG_INTEGER.search(document) is None:
-        try:
-            return orjson.loads(document)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(document)
+    BENCHMARKS.md). orjson reads it; json.loads reads it again when orjson
+    refuses it (a lone surrogate SQLite may hold, a number beyond a double's
+    range, which json.loads reads as infinity) or when the result holds a
+    float of 2**63 or more, which may have been an integer.
+
+    The check is on the values, not the text: a search of the text for long
+    digit runs cost four times orjson's own read, and the long fractions of
+    PostgreSQL's numeric (1.23000000000000000000) sent every such document
+    to json.loads, which orjson reads to the same double."""
+    try:
+        value = orjson.loads(document)
+    except orjson.JSONDecodeError:
+        return json.loads(document)
+    return json.loads(document) if _holds_a_big_float(value) else value
+
+
+def _holds_a_big_float(value: Any) -> bool:
+    if type(value) is dict:
+        items: Any = value.values()
+    elif type(value) is list:
+        items = value
+    else:
+        return type(value) is float and not -_BIG < value < _BIG
+    for item in items:
+        kind = type(item)
+        if kind is float:
+            if not -_BIG < item < _BIG:
+                return True
+        elif (kind is dict or kind is list) and _holds_a_big_float(item):
+            return True
+    return False
 
 
 def engine_for(settings: Settings) -> AsyncEngine:

@@ -64,6 +64,10 @@ def test_reads_long_decimals_as_json_loads_does(numbers: list[str]) -> None:
         '{"digits": 0.1000000000000000055511151231257827}',
         '{"numeric": 1.23000000000000000000, "n": -0.00000000000000000000012}',
         '{"int_then_fraction": 12345678901234567890.5}',
+        '{"deep": {"in": [1, {"x": [99999999999999999999]}]}}',  # a big integer, nested
+        "[18446744073709551616, 1.5]",  # a document that is a list
+        "18446744073709551616",  # a document that is one number
+        '{"float": 1e19, "nan": NaN}',  # a big float, and NaN, which orjson refuses
         '{"a": [1, 1.0, -0.0, 1E+2, "x", null, true]}',
     ],
 )
