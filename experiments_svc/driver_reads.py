@@ -117,9 +117,10 @@ class DriverReads:
                 # A statement timeout, a cancelled call, an error the server
                 # answered: asyncpg cancels the statement on the server and
                 # waits for that before the connection's next statement, so
-                # the connection is fit to reuse. Closing it instead would
-                # drop the cancel and leave the statement running (or
-                # waiting on a lock) on the server.
+                # the connection is fit to reuse: back to the pool.
+                # Invalidating it would close it at once, dropping the
+                # cancel and leaving the statement running (or waiting on a
+                # lock) on the server.
                 checkout.close()
             raise
         checkout.close()  # back to the pool
