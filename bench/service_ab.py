@@ -21,22 +21,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.database import bench_database, fetch_ids, load_rows, strategy_id
+from bench.database import bench_database, fetch_ids, load_rows
 from bench.grpc_load import run_grpc_load
 from bench.processes import BenchProcess, spawn, stopping
+from bench.scenarios.cpu_cost import grpc_requests
 from bench.source_tree import SourceTree, extract
 from bench.stats import Summary, ratios, summarize
 from research.experiments.v1 import experiments_pb2
 from testbed.ports import free_port
 
 SERVICE = experiments_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name
+# Scenario 10's three routes (bench.scenarios.cpu_cost.grpc_requests).
 METHODS = ("GetExperiment", "ListExperiments", "CompareExperiments")
 IDS = 1000  # the newest rows, which the requests go round
-STRATEGIES = 100  # bench.database spreads its rows over this many
 
 
 @dataclass
@@ -56,28 +56,6 @@ class Outcome:
     after: Summary
     after_over_before: Summary
     errors: int
-
-
-def requests_for(method: str, ids: Sequence[str]) -> list[bytes]:
-    """The requests one side is sent, round and round."""
-    if method == "GetExperiment":
-        return [
-            experiments_pb2.GetExperimentRequest(experiment_id=i).SerializeToString() for i in ids
-        ]
-    if method == "ListExperiments":
-        return [
-            experiments_pb2.ListExperimentsRequest(
-                strategy_id=str(strategy_id(k)), limit=100
-            ).SerializeToString()
-            for k in range(STRATEGIES)
-        ]
-    if method == "CompareExperiments":
-        groups = [ids[k : k + 10] for k in range(0, len(ids) - 9, 10)]
-        return [
-            experiments_pb2.CompareExperimentsRequest(experiment_ids=group).SerializeToString()
-            for group in groups
-        ]
-    raise ValueError(f"no requests for {method!r}; one of {', '.join(METHODS)}")
 
 
 async def _start(side: Side, url: str, log_dir: Path) -> BenchProcess:
@@ -122,7 +100,8 @@ async def measure(args: argparse.Namespace) -> Outcome:
         ]
         async with bench_database("bench_service_ab") as url, stopping([]) as started:
             await load_rows(url, 1, args.rows)
-            requests = requests_for(args.method, await fetch_ids(url, min(IDS, args.rows)))
+            ids = await fetch_ids(url, min(IDS, args.rows))
+            requests = grpc_requests(method, ids)
             for side in sides:
                 started.append(await _start(side, url, folder))
             for side in sides:  # warm-up: connections, caches, statements

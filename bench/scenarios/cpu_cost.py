@@ -59,7 +59,7 @@ from sqlalchemy.engine import make_url
 from bench.alternate import rotate
 from bench.context import Context
 from bench.cpu import Backends, Tally, descendants, parent_pids, per_request_ms, process_cpu
-from bench.database import asyncpg_dsn, strategy_id
+from bench.database import STRATEGIES, asyncpg_dsn, strategy_id
 from bench.grpc_stub import COMPARE_EXPERIMENTS, GET_EXPERIMENT, LIST_EXPERIMENTS
 from bench.processes import BenchProcess, stopping
 from bench.report import Row, ratio_text
@@ -128,16 +128,40 @@ class CpuRound:
         return self.p99_ms / self.p50_ms if self.p50_ms else float("inf")
 
 
+def compare_groups(ids: Sequence[str]) -> list[list[str]]:
+    """Each consecutive group of COMPARED ids (a shorter last one left out)."""
+    return [
+        list(ids[start : start + COMPARED]) for start in range(0, len(ids) - COMPARED + 1, COMPARED)
+    ]
+
+
 def compare_requests(ids: Sequence[str]) -> list[Request]:
     """One compare of each consecutive group of COMPARED ids."""
     return [
-        Request(
-            "POST",
-            "/api/v1/experiments/compare",
-            json.dumps(list(ids[start : start + COMPARED]), separators=(",", ":")),
-        )
-        for start in range(0, len(ids) - COMPARED + 1, COMPARED)
+        Request("POST", "/api/v1/experiments/compare", json.dumps(group, separators=(",", ":")))
+        for group in compare_groups(ids)
     ]
+
+
+def grpc_requests(method: str, ids: Sequence[str]) -> list[bytes]:
+    """The three routes as experiments_svc's own gRPC requests (serialized),
+    by method path: a GetExperiment of every id, the first page of 100 of
+    every strategy, a compare of each group of COMPARED ids."""
+    if method == GET_EXPERIMENT:
+        messages: list[Any] = [experiments_pb2.GetExperimentRequest(experiment_id=i) for i in ids]
+    elif method == LIST_EXPERIMENTS:
+        messages = [
+            experiments_pb2.ListExperimentsRequest(strategy_id=str(strategy_id(k)), limit=100)
+            for k in range(STRATEGIES)
+        ]
+    elif method == COMPARE_EXPERIMENTS:
+        messages = [
+            experiments_pb2.CompareExperimentsRequest(experiment_ids=group)
+            for group in compare_groups(ids)
+        ]
+    else:
+        raise ValueError(f"no requests for {method}")
+    return [message.SerializeToString() for message in messages]
 
 
 def _post_json(url: str, body: str) -> Any:
@@ -343,19 +367,14 @@ async def _stored_replies(address: str, ids: Sequence[str]) -> dict[str, bytes]:
     """experiments_svc's own serialized answers to the first request of
     each route, by gRPC method: the stub's fixed replies."""
     requests = {
-        GET_EXPERIMENT: experiments_pb2.GetExperimentRequest(experiment_id=ids[0]),
-        LIST_EXPERIMENTS: experiments_pb2.ListExperimentsRequest(
-            strategy_id=str(strategy_id(0)), limit=100
-        ),
-        COMPARE_EXPERIMENTS: experiments_pb2.CompareExperimentsRequest(
-            experiment_ids=ids[:COMPARED]
-        ),
+        method: grpc_requests(method, ids)[0]
+        for method in (GET_EXPERIMENT, LIST_EXPERIMENTS, COMPARE_EXPERIMENTS)
     }
     replies = {}
     async with aio.insecure_channel(address) as channel:
         for method, request in requests.items():
             call = channel.unary_unary(method, None, None)  # bytes in, bytes out
-            replies[method] = await call(request.SerializeToString(), timeout=5)
+            replies[method] = await call(request, timeout=5)
     return replies
 
 

@@ -7,30 +7,37 @@ import uuid
 
 import pytest
 
-from bench.database import strategy_id
-from bench.service_ab import METHODS, measure, parser, report, requests_for
+from bench.database import STRATEGIES, strategy_id
+from bench.grpc_stub import COMPARE_EXPERIMENTS, GET_EXPERIMENT, LIST_EXPERIMENTS
+from bench.scenarios.cpu_cost import grpc_requests
+from bench.service_ab import METHODS, SERVICE, measure, parser, report
 from research.experiments.v1 import experiments_pb2
 
 
 def test_each_method_has_its_requests() -> None:
     ids = [str(uuid.uuid4()) for _ in range(25)]
-    get = requests_for("GetExperiment", ids)
+    get = grpc_requests(GET_EXPERIMENT, ids)
     assert [experiments_pb2.GetExperimentRequest.FromString(r).experiment_id for r in get] == ids
     listed = [
         experiments_pb2.ListExperimentsRequest.FromString(r)
-        for r in requests_for("ListExperiments", ids)
+        for r in grpc_requests(LIST_EXPERIMENTS, ids)
     ]
-    assert len(listed) == 100
+    assert len(listed) == STRATEGIES
     assert listed[7].strategy_id == str(strategy_id(7))
     assert {request.limit for request in listed} == {100}
     compared = [
         list(experiments_pb2.CompareExperimentsRequest.FromString(r).experiment_ids)
-        for r in requests_for("CompareExperiments", ids)
+        for r in grpc_requests(COMPARE_EXPERIMENTS, ids)
     ]
     assert compared == [ids[0:10], ids[10:20]]  # whole groups of ten only
-    with pytest.raises(ValueError, match="no requests for 'DeleteExperiment'"):
-        requests_for("DeleteExperiment", ids)
-    assert set(METHODS) == {"GetExperiment", "ListExperiments", "CompareExperiments"}
+    with pytest.raises(ValueError, match=r"no requests for /x\.Y/DeleteExperiment"):
+        grpc_requests("/x.Y/DeleteExperiment", ids)
+    # The tool offers exactly those three.
+    assert {f"/{SERVICE}/{name}" for name in METHODS} == {
+        GET_EXPERIMENT,
+        LIST_EXPERIMENTS,
+        COMPARE_EXPERIMENTS,
+    }
 
 
 @pytest.mark.postgres
