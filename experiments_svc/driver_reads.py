@@ -63,6 +63,8 @@ class DriverReads:
         if engine.dialect.driver != "asyncpg":
             raise ValueError(f"driver reads need asyncpg, not {engine.dialect.driver}")
         self._engine = engine
+        # What the dialect's DB-API raises (PEP 249's Error), for _checkout.
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         # By the statement's identity: each is a module-level constant,
         # compiled at its first read.
         self._compiled: dict[int, tuple[Select[Any], _DriverStatement]] = {}
@@ -92,12 +94,12 @@ class DriverReads:
         the dialect's DB-API error, which SQLAlchemy wraps in its DBAPIError
         only for the connections its own statements open: wrapped here the
         same way, it is the same outage to experiments_svc.db."""
-        dialect = self._engine.dialect
-        dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         try:
             return await self._engine.raw_connection()
-        except dbapi_error as error:
-            wrapped = exc.DBAPIError.instance(None, None, error, dbapi_error, dialect=dialect)
+        except self._dbapi_error as error:
+            wrapped = exc.DBAPIError.instance(
+                None, None, error, self._dbapi_error, dialect=self._engine.dialect
+            )
             raise wrapped from error
 
     async def rows(self, statement: Select[Any], values: dict[str, Any]) -> list[dict[str, Any]]:
