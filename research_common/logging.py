@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from research_common.config import ConfigError, LogFormat, env_log_format
 
@@ -72,6 +74,28 @@ def _extra_fields(record: logging.LogRecord) -> dict[str, object]:
     }
 
 
+def utc_milliseconds(created: float) -> str:
+    """`created` (seconds since the epoch) as
+    `datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`
+    writes it, with the text up to the second made once a second: that call
+    was 7 of the 75 us a request's log line cost (BENCHMARKS.md, "Issue 18,
+    sixth round")."""
+    # Rounded to the microsecond first, as datetime rounds a float (half to
+    # even, carrying into the next second), then cut to the millisecond.
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1_000_000)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:  # before 1970: modf keeps the sign
+        whole, micros = whole - 1, micros + 1_000_000
+    return f"{_utc_second(int(whole))}.{micros // 1000:03d}+00:00"
+
+
+@lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: time, level, service, logger,
     message, request id, the record's `extra` fields and any exception."""
@@ -82,7 +106,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": utc_milliseconds(record.created),
             "level": record.levelname.lower(),
             "service": self._service,
             "logger": record.name,
@@ -164,7 +188,10 @@ class _DemoteChatter(logging.Filter):
 GRPC_AIO_LOGGER = "grpc._cython.cygrpc"
 
 
+@lru_cache(maxsize=1024)
 def _is_chatter(logger: str) -> bool:
+    # Asked of every INFO record; loggers are few and named in code, and
+    # the cache bounds what a stream of made-up names could hold.
     return any(logger == name or logger.startswith(f"{name}.") for name in _CHATTER)
 
 
@@ -193,6 +220,15 @@ def configure_logging(service: str, level: str, log_format: LogFormat | None = N
         except ConfigError as error:
             print(f"{service}: configuration error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
+    # What neither format writes is not gathered for every record: the
+    # caller's file, line and function (a walk up the stack), the thread's
+    # and the process's names, as the logging HOWTO's "Optimization" section
+    # describes. A third of a log line's cost (BENCHMARKS.md, "Issue 18,
+    # sixth round"). A record's `stack_info` goes with the caller's file.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_formatter(service, log_format))
     root = logging.getLogger()

@@ -11,8 +11,11 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from research_common.config import ConfigError, LogFormat, env_log_format, log_format
 from research_common.logging import (
@@ -21,6 +24,7 @@ from research_common.logging import (
     JsonFormatter,
     TextFormatter,
     configure_logging,
+    utc_milliseconds,
 )
 
 # 2026-03-01T12:03:04.123Z
@@ -99,6 +103,18 @@ def test_json_line_keeps_its_fields_and_their_order(request_id: str) -> None:
         f'"request_id": "{request_id}", "route": "/api/v1/experiments", "status": 200, '
         '"code": null, "duration_ms": 3.123}'
     )
+
+
+@given(st.floats(min_value=-2e9, max_value=32e9, allow_nan=False))
+@example(CREATED)
+@example(1772366584.9999995)  # rounds up into the next second
+@example(1772366584.0004999)
+@example(0.0)
+@example(-0.0000004)  # before 1970, rounds to the epoch
+@example(-1.5)
+def test_the_json_time_is_datetimes_own_text(created: float) -> None:
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert utc_milliseconds(created) == expected
 
 
 def test_json_line_carries_the_exception() -> None:
@@ -201,10 +217,18 @@ def root_logging() -> Iterator[None]:
     handlers, level = root.handlers[:], root.level
     grpc_aio = logging.getLogger(GRPC_AIO_LOGGER)
     grpc_level = grpc_aio.level
+    switches = _SWITCHES, [getattr(logging, name) for name in _SWITCHES]
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     grpc_aio.setLevel(grpc_level)
+    for name, value in zip(*switches, strict=True):
+        setattr(logging, name, value)
+
+
+# What every record gathers unless told not to (the logging HOWTO's
+# "Optimization"); configure_logging turns off what no format writes.
+_SWITCHES = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
 
 
 def _configured(
@@ -237,6 +261,38 @@ def test_the_format_follows_log_format_and_the_terminal(
     line = out.getvalue()
     assert line.startswith("{") is json_lines, line
     assert "listening on 127.0.0.1:50051" in line
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_records_gather_only_what_the_lines_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _configured(monkeypatch, io.StringIO(), fmt="json")
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("research.rpc")
+
+    def keep(record: logging.LogRecord) -> bool:
+        records.append(record)
+        return True
+
+    monkeypatch.setattr(logger, "filters", [keep])
+    token = REQUEST_ID.set(REQUEST)
+    try:
+        logger.info("%s %s", "/x.v1.X/Get", "OK", extra={"code": "OK", "duration_ms": 0.5})
+    finally:
+        REQUEST_ID.reset(token)
+    (record,) = records
+    # Not where the call was made, nor the thread's or the process's name...
+    assert (record.funcName, record.lineno, record.threadName, record.processName) == (
+        "(unknown function)",
+        0,
+        None,
+        None,
+    )
+    # ...none of which the line held.
+    line = json.loads(out.getvalue())
+    fields = ["ts", "level", "service", "logger", "msg", "request_id", "code", "duration_ms"]
+    assert list(line) == fields
+    assert (line["msg"], line["request_id"]) == ("/x.v1.X/Get OK", REQUEST)
+    assert line["duration_ms"] == 0.5
 
 
 @pytest.mark.usefixtures("root_logging")
