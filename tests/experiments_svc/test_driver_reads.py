@@ -24,6 +24,7 @@ from experiments_svc.models import ExperimentRow
 from experiments_svc.revisions import Change
 from experiments_svc.store import ExperimentStore
 from research_common.errors import Unavailable
+from tests.experiments_svc.records import stored_record
 from tests.fixtures.postgres import truncate_experiments
 
 pytestmark = pytest.mark.postgres
@@ -41,23 +42,9 @@ async def engine(migrated_postgres: str) -> AsyncIterator[AsyncEngine]:
 
 
 def record(**fields: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "strategy_id": STRATEGY,
-        "dataset_version": None,
-        "feature_version": "fv-1",
-        "model_version": None,
-        "git_commit_hash": None,
-        "mlflow_run_id": None,
-        "parameters": {},
-        "metrics": {},
-        "artifacts": {},
-        "created_at": NOW,
-        "updated_at": NOW,
-        "request_id": None,
-        "request_digest": None,
-    }
-    return row | fields
+    # Every column given, as SQLAlchemy's own rows hold them all.
+    fixed = {"strategy_id": STRATEGY, "feature_version": "fv-1", "request_id": None}
+    return stored_record(**fixed, request_digest=None, created_at=NOW, updated_at=NOW) | fields
 
 
 async def sqlalchemy_rows(engine: AsyncEngine, statement: Any) -> list[dict[str, Any]]:

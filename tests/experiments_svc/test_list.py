@@ -13,6 +13,7 @@ from experiments_svc.db import create_engine
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2 as pb
 from tests.experiments_svc.conftest import OTHER_STRATEGY, STRATEGY
+from tests.experiments_svc.records import stored_record
 from tests.fixtures.grpc import assert_invalid, rpc_error
 
 if TYPE_CHECKING:
@@ -47,15 +48,12 @@ async def test_equal_creation_times_order_by_id_descending(
     try:
         for experiment_id in ids:
             await store.insert(
-                {
-                    "id": experiment_id,
-                    "strategy_id": uuid.UUID(STRATEGY),
-                    "parameters": {},
-                    "metrics": {},
-                    "artifacts": {},
-                    "created_at": moment,
-                    "updated_at": moment,
-                }
+                stored_record(
+                    id=experiment_id,
+                    strategy_id=uuid.UUID(STRATEGY),
+                    created_at=moment,
+                    updated_at=moment,
+                )
             )
     finally:
         await engine.dispose()

@@ -24,6 +24,7 @@ from experiments_svc.db import create_engine
 from experiments_svc.migrate import current_revision, migrate
 from experiments_svc.models import Base, JsonDocument, UTCDateTime
 from experiments_svc.store import ExperimentStore
+from tests.experiments_svc.records import stored_record
 from tests.fixtures.postgres import create_database, drop_database, postgres_url
 
 EXPECTED_INDEXES = {
@@ -238,17 +239,7 @@ async def test_the_database_refuses_to_rewrite_a_revision(empty_database: str) -
     try:
         await migrate(engine)
         store = ExperimentStore(engine)
-        row = await store.insert(
-            {
-                "id": uuid.uuid4(),
-                "strategy_id": uuid.uuid4(),
-                "parameters": {},
-                "metrics": {"sharpe": 1.0},
-                "artifacts": {},
-                "created_at": datetime.now(UTC),
-                "updated_at": datetime.now(UTC),
-            }
-        )
+        row = await store.insert(stored_record(metrics={"sharpe": 1.0}))
         for statement in (
             "UPDATE experiment_revisions SET action = 'update'",
             "DELETE FROM experiment_revisions",

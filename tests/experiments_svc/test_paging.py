@@ -16,6 +16,7 @@ from experiments_svc.service import PAGE_BYTES
 from experiments_svc.store import ExperimentStore
 from research.experiments.v1 import experiments_pb2 as pb
 from tests.experiments_svc.conftest import OTHER_STRATEGY, STRATEGY
+from tests.experiments_svc.records import stored_record
 from tests.fixtures.grpc import assert_invalid, rpc_error, struct
 
 if TYPE_CHECKING:
@@ -83,15 +84,13 @@ async def test_equal_creation_times_page_by_id(
     ids = sorted((uuid.uuid4() for _ in range(5)), reverse=True)
     try:
         for experiment_id in ids:
-            row: dict[str, dict[str, str]] = {"parameters": {}, "metrics": {}, "artifacts": {}}
             await store.insert(
-                {
-                    "id": experiment_id,
-                    "strategy_id": uuid.UUID(STRATEGY),
-                    **row,
-                    "created_at": moment,
-                    "updated_at": moment,
-                }
+                stored_record(
+                    id=experiment_id,
+                    strategy_id=uuid.UUID(STRATEGY),
+                    created_at=moment,
+                    updated_at=moment,
+                )
             )
     finally:
         await engine.dispose()
