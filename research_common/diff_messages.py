@@ -18,6 +18,14 @@ def json_to_value(value: Any) -> struct_pb2.Value:
     """Plain JSON (None included) as a protobuf Value. A NaN or ±inf float
     stays a number here; the gateway renders it null."""
     message = struct_pb2.Value()
+    set_value(message, value)
+    return message
+
+
+def set_value(message: struct_pb2.Value, value: Any) -> None:
+    """Write `value` into the Value `message` (json_to_value's rules). A map
+    entry filled in place, rather than given a built Value to copy, costs
+    half as much: a compare writes a hundred of them."""
     if value is None:
         message.null_value = struct_pb2.NULL_VALUE
     elif isinstance(value, bool):
@@ -27,10 +35,12 @@ def json_to_value(value: Any) -> struct_pb2.Value:
     elif isinstance(value, str):
         message.string_value = value
     elif isinstance(value, dict):
+        # Present even when empty: `{}` is not null.
+        message.struct_value.SetInParent()
         message.struct_value.update(value)
     else:
+        message.list_value.SetInParent()
         message.list_value.extend(value)
-    return message
 
 
 def write_metric_diff(
@@ -43,8 +53,9 @@ def write_metric_diff(
         entry.direction = metric.direction
         if metric.best is not None:
             setattr(entry, best_field, metric.best)
+        values = entry.values
         for key, value in metric.values.items():
-            entry.values[key].CopyFrom(json_to_value(value))
+            set_value(values[key], value)
         against = metric.against
         if against is None:
             continue
@@ -65,5 +76,6 @@ def write_value_diff(target: Any, comparisons: Mapping[str, ValueComparison]) ->
     for name, comparison in comparisons.items():
         entry = target[name]
         entry.varies = comparison.varies
+        values = entry.values
         for key, value in comparison.values.items():
-            entry.values[key].CopyFrom(json_to_value(value))
+            set_value(values[key], value)

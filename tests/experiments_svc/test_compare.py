@@ -132,6 +132,23 @@ async def test_empty_rows_compare_to_empty_diffs(stub: ExperimentServiceAsyncStu
     assert body["lineage_diff"]["strategy_id"]["varies"] is False
 
 
+async def test_an_empty_object_or_list_compares_as_itself_not_as_missing(
+    stub: ExperimentServiceAsyncStub,
+) -> None:
+    a = await create(stub, parameters={"grid": {}, "tags": []})
+    b = await create(stub, parameters={"grid": {"depth": 3}})
+    response = await stub.CompareExperiments(pb.CompareExperimentsRequest(experiment_ids=[a, b]))
+    grid, tags = response.param_diff["grid"], response.param_diff["tags"]
+    assert grid.values[a].WhichOneof("kind") == "struct_value"
+    assert tags.values[a].WhichOneof("kind") == "list_value"
+    assert tags.values[b].WhichOneof("kind") == "null_value"  # b has no "tags"
+    assert as_json(response)["param_diff"]["grid"] == {
+        "values": {a: {}, b: {"depth": 3.0}},
+        "varies": True,
+    }
+    assert as_json(response)["param_diff"]["tags"] == {"values": {a: [], b: None}, "varies": True}
+
+
 async def test_ten_is_the_most(stub: ExperimentServiceAsyncStub) -> None:
     ids = [await create(stub, metrics={"auc": i / 10}) for i in range(11)]
     response = await stub.CompareExperiments(pb.CompareExperimentsRequest(experiment_ids=ids[:10]))
