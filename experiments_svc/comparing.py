@@ -39,6 +39,11 @@ def baseline_id(raw: str, ids: list[uuid.UUID]) -> str | None:
     return baseline
 
 
+# The Selection message's fields, named once: dataclasses.asdict copies
+# every value on every call.
+_FIGURES = tuple(field.name for field in dataclasses.fields(selection.Figures))
+
+
 async def comparison(
     store: ExperimentStore,
     records: list[Record],
@@ -68,7 +73,8 @@ async def comparison(
     best = {key: metric.best for key, metric in metrics.items() if diff.is_sharpe_ratio(key)}
     for key, figures in (await _selection(store, dict(keyed), best)).items():
         entry = response.selection[key]
-        for name, value in dataclasses.asdict(figures).items():
+        for name in _FIGURES:
+            value = getattr(figures, name)
             if value is not None:
                 setattr(entry, name, value)
     return response
