@@ -77,9 +77,8 @@ def _extra_fields(record: logging.LogRecord) -> dict[str, object]:
 def utc_milliseconds(created: float) -> str:
     """`created` (seconds since the epoch) as
     `datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`
-    writes it, with the text up to the second made once a second: that call
-    was 7 of the 75 us a request's log line cost (BENCHMARKS.md, "Issue 18,
-    sixth round")."""
+    writes it, with the text up to the second made once a second: 2-3 us
+    instead of 4.5-6 (BENCHMARKS.md, "Issue 18, sixth round")."""
     # Rounded to the microsecond first, as datetime rounds a float (half to
     # even, carrying into the next second), then cut to the millisecond.
     fraction, whole = math.modf(created)
@@ -223,8 +222,9 @@ def configure_logging(service: str, level: str, log_format: LogFormat | None = N
     # What neither format writes is not gathered for every record: the
     # caller's file, line and function (a walk up the stack), the thread's
     # and the process's names, as the logging HOWTO's "Optimization" section
-    # describes. A third of a log line's cost (BENCHMARKS.md, "Issue 18,
-    # sixth round"). A record's `stack_info` goes with the caller's file.
+    # describes: a fifth of a log line's cost (BENCHMARKS.md, "Issue 18,
+    # sixth round"). A record asked for its stack (`stack_info=True`) gets
+    # none now either; nothing here asks.
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
