@@ -44,6 +44,11 @@ _QUIET_PREFIX = "/grpc.health.v1.Health/"
 # Open without a token (CONTRACT §1): health and reflection.
 _OPEN_PREFIXES = (_QUIET_PREFIX, "/grpc.reflection.")
 
+# What the metrics count a refused call of a method the server does not
+# have as: its name is the caller's to choose, and a series per name would
+# let anyone without a token grow every replica's metrics without bound.
+UNKNOWN_METHOD = "/unknown/unknown"
+
 # Turns an exception the handlers did not raise on purpose (a database
 # outage, say) into a ServiceError, or returns None for a bug.
 Translator = Callable[[BaseException], ServiceError | None]
@@ -112,14 +117,15 @@ class ServiceInterceptor(_Interceptor):
         if not method.startswith(_OPEN_PREFIXES):
             # Refused before any handler runs; unknown methods too, so that
             # a caller without a token learns nothing about what exists.
+            counted = method if handler is not None else UNKNOWN_METHOD
             if identity is None:
-                return _refuse(method, Unauthenticated(refusal(authorization)), None)
+                return _refuse(method, counted, Unauthenticated(refusal(authorization)), None)
             # Checked here, by the service itself, not trusted to the
             # gateway: a read-only token dialling the service directly is
             # refused the same way.
             if identity.read_only and method not in self._read_only:
                 error = PermissionDenied(read_only_refusal(identity.name, method))
-                return _refuse(method, error, identity.name)
+                return _refuse(method, counted, error, identity.name)
         # Open methods (health, reflection) answer a wrong token too: no name.
         actor = None if identity is None else identity.name
         if handler is None or handler.unary_unary is None:
@@ -216,12 +222,15 @@ def _problem(error: BaseException) -> str:
     return "the wire format is truncated or corrupt"
 
 
-def _refuse(method: str, error: ServiceError, actor: str | None) -> grpc.RpcMethodHandler[Any, Any]:
+def _refuse(
+    method: str, counted: str, error: ServiceError, actor: str | None
+) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler that answers every call with `error` (and logs it with the
-    token's name, if it has one, and never its secret)."""
+    token's name, if it has one, and never its secret), counted in the
+    metrics as a call of `counted`."""
 
     async def refused(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        observe_rpc(method, error.code.name, 0.0)
+        observe_rpc(counted, error.code.name, 0.0)
         log.info(
             "%s %s",
             method,

@@ -13,6 +13,7 @@ import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
 
 from experiments_svc.config import Settings as ExperimentsSettings
 from experiments_svc.server import create_server as create_experiments
@@ -140,6 +141,35 @@ async def test_unknown_methods_are_refused_without_a_token(channel: aio.Channel)
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     error = await rpc_error(call(b"", metadata=(("authorization", f"Bearer {TOKEN}"),)))
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def _refused_count(service: str, method: str) -> float:
+    labels = {"grpc_service": service, "grpc_method": method, "grpc_code": "UNAUTHENTICATED"}
+    return REGISTRY.get_sample_value("grpc_server_handled_total", labels) or 0.0
+
+
+async def test_made_up_method_names_add_no_metric_series(channel: aio.Channel) -> None:
+    """Without a token anyone may call any name: they are counted as one
+    unknown method, not a series each."""
+    service = "research.experiments.v1.ExperimentService"
+    names = [f"Made{index}Up" for index in range(5)]
+    before = _refused_count("unknown", "unknown")
+    for name in names:
+        call = channel.unary_unary(f"/{service}/{name}", None, None)
+        assert (await rpc_error(call(b""))).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert _refused_count("unknown", "unknown") == before + len(names)
+    assert (
+        REGISTRY.get_sample_value(
+            "grpc_server_handled_total",
+            {"grpc_service": service, "grpc_method": names[0], "grpc_code": "UNAUTHENTICATED"},
+        )
+        is None
+    )
+    # A method the server has is still counted by its own name.
+    known = channel.unary_unary(f"/{service}/GetExperiment", None, None)
+    counted = _refused_count(service, "GetExperiment")
+    assert (await rpc_error(known(b""))).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert _refused_count(service, "GetExperiment") == counted + 1
 
 
 async def test_import_passes_the_callers_credentials_on(
