@@ -23,7 +23,8 @@ def json_to_value(value: Any) -> struct_pb2.Value:
 
 
 def set_value(message: struct_pb2.Value, value: Any) -> None:
-    """Write `value` into the Value `message` (json_to_value's rules). A map
+    """Write `value` into the new, empty Value `message` (json_to_value's
+    rules; an object or a list would merge into one already set). A map
     entry filled in place, rather than given a built Value to copy, costs
     half as much: a compare writes a hundred of them."""
     if value is None:

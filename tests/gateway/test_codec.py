@@ -328,6 +328,14 @@ def test_value_field_set_to_null_is_present(widgets: ModuleType) -> None:
     )
 
 
+def test_value_field_set_to_an_empty_object_or_list_is_that_not_null(widgets: ModuleType) -> None:
+    empty_object = parsed(widgets.Widget(), {"extra": {}}).extra
+    assert empty_object.WhichOneof("kind") == "struct_value"
+    assert empty_object == struct_pb2.Value(struct_value=struct_pb2.Struct())
+    empty_list = parsed(widgets.Widget(), {"extra": []}).extra
+    assert empty_list.WhichOneof("kind") == "list_value"
+
+
 def test_timestamp_rfc3339() -> None:
     message = parsed(ex.Experiment(), {"created_at": "2024-01-02T03:04:05.5+01:00"})
     assert message.created_at == timestamp_pb2.Timestamp(seconds=1704161045, nanos=500_000_000)

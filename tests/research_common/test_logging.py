@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from research_common.config import ConfigError, LogFormat, env_log_format, log_format
@@ -105,6 +105,7 @@ def test_json_line_keeps_its_fields_and_their_order(request_id: str) -> None:
     )
 
 
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
 @given(st.floats(min_value=-2e9, max_value=32e9, allow_nan=False))
 @example(CREATED)
 @example(1772366584.9999995)  # rounds up into the next second

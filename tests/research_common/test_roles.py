@@ -17,6 +17,7 @@ import grpc
 import pytest
 from grpc import aio
 from mlflow.tracking import MlflowClient
+from prometheus_client import REGISTRY
 
 from experiments_svc.config import Settings as ExperimentsSettings
 from experiments_svc.server import create_server as create_experiments
@@ -277,6 +278,11 @@ async def test_a_read_token_is_refused_on_unknown_methods_too(seen: _Seen) -> No
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
     assert unknown.code() == grpc.StatusCode.UNIMPLEMENTED
     assert seen.actors == []
+    # Counted as a method the server does not have, not by the made-up name.
+    labels = {"grpc_service": TRACKING, "grpc_method": "Nope", "grpc_code": "PERMISSION_DENIED"}
+    assert REGISTRY.get_sample_value("grpc_server_handled_total", labels) is None
+    unknown_labels = labels | {"grpc_service": "unknown", "grpc_method": "unknown"}
+    assert REGISTRY.get_sample_value("grpc_server_handled_total", unknown_labels)
 
 
 # --- the real services ----------------------------------------------------------------
