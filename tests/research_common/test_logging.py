@@ -218,12 +218,12 @@ def root_logging() -> Iterator[None]:
     handlers, level = root.handlers[:], root.level
     grpc_aio = logging.getLogger(GRPC_AIO_LOGGER)
     grpc_level = grpc_aio.level
-    switches = _SWITCHES, [getattr(logging, name) for name in _SWITCHES]
+    switches = {name: getattr(logging, name) for name in _SWITCHES}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     grpc_aio.setLevel(grpc_level)
-    for name, value in zip(*switches, strict=True):
+    for name, value in switches.items():
         setattr(logging, name, value)
 
 
