@@ -84,10 +84,10 @@ def freeze_start_up_heap() -> None:
     about 74,000 objects in experiments_svc) out of the cyclic garbage
     collector's reach, as gc.freeze's documentation describes. None of it
     is ever garbage, yet every full collection walked all of it: under a
-    load of lists of 100, experiments_svc's full collections took 44 ms
-    each before and 6.7 ms after, and its collector's share of CPU went
-    from 3.8 % to 2.2 % (BENCHMARKS.md, issue 18's seventh round). A full
-    collection stalls every call in flight. The collection first frees
+    load of lists of 100, experiments_svc's full collections took 39-44 ms
+    of CPU each before and 5.9-6.7 ms after, and its collector's share of
+    CPU went from 3.3-3.8 % to 2.2 % (BENCHMARKS.md, issue 18's seventh
+    round). A full collection stalls every call in flight. The collection first frees
     what importing left behind, so that no garbage is frozen with the rest."""
     gc.collect()
     gc.freeze()
