@@ -81,14 +81,14 @@ async def serve_until_signalled(
 
 def freeze_start_up_heap() -> None:
     """Move everything alive now (modules, classes, functions, descriptors:
-    about 74,000 objects in experiments_svc) out of the cyclic garbage
-    collector's reach, as gc.freeze's documentation describes. None of it
-    is ever garbage, yet every full collection walked all of it: under a
-    load of lists of 100, experiments_svc's full collections took 39-44 ms
-    of CPU each before and 5.9-6.7 ms after, and its collector's share of
-    CPU went from 3.3-3.8 % to 2.2 % (BENCHMARKS.md, issue 18's seventh
-    round). A full collection stalls every call in flight. The collection first frees
-    what importing left behind, so that no garbage is frozen with the rest."""
+    about 74,000 objects in experiments_svc, 36,000 in the gateway) out of
+    the cyclic garbage collector's reach, so that a full collection, which
+    stalls every call in flight, no longer walks them all. Under load the
+    longest full collection in experiments_svc went from 47-55 ms to 32-37
+    ms of wall time, and each costs a third to a seventh of the CPU it did
+    (BENCHMARKS.md, issue 18's seventh round). What is frozen and later
+    becomes cyclic garbage is never freed: hence once, after the set-up,
+    and after a collection that frees what importing left behind."""
     gc.collect()
     gc.freeze()
 
