@@ -13,7 +13,6 @@ import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from prometheus_client import REGISTRY
 
 from experiments_svc.config import Settings as ExperimentsSettings
 from experiments_svc.server import create_server as create_experiments
@@ -22,7 +21,7 @@ from research.experiments.v1 import experiments_pb2_grpc
 from research_common.auth import ANONYMOUS, MISSING, WRONG, Tokens
 from research_common.config import ConfigError
 from research_common.server import GrpcServer
-from tests.fixtures.grpc import rpc_error
+from tests.fixtures.grpc import handled, rpc_error
 
 TOKEN = "s3cret-token.A1"
 OTHER = "another~token"
@@ -144,10 +143,8 @@ async def test_unknown_methods_are_refused_without_a_token(channel: aio.Channel)
 
 
 def _refused(service: str, method: str) -> float | None:
-    """How many calls of `method` were refused for want of a token; None
-    when the metrics hold no series for it at all."""
-    labels = {"grpc_service": service, "grpc_method": method, "grpc_code": "UNAUTHENTICATED"}
-    return REGISTRY.get_sample_value("grpc_server_handled_total", labels)
+    """How many calls of `method` were refused for want of a token."""
+    return handled(service, method, "UNAUTHENTICATED")
 
 
 async def test_made_up_method_names_add_no_metric_series(channel: aio.Channel) -> None:
